@@ -1,0 +1,177 @@
+"""Every hook porter calls, in the order a run calls them.
+
+Hooks take keyword arguments only; an implementation may accept any subset of them. Stage hooks are
+``firstresult``: porter calls them with the name of the model, dataset, pass or target a recipe chose, and each
+implementation returns ``None`` for names it does not own, so the plugin that registered the name answers.
+
+A stage writes its files only under ``workdir``: porter gives each stage a fresh temporary directory and renames
+it into the workspace when the stage returns, so an interrupted stage never leaves a half-written artifact.
+Paths in the returned object that lie under ``workdir`` are rebased onto the final directory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from porter import hookspec
+
+# ---------------------------------------------------------------------------------------------------------
+# Registration: what a plugin contributes by name
+# ---------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def porter_register_models():
+    """Name the models this plugin can load, export and run as a framework reference.
+
+    Called once when the plugin manager is built. Returns a list of :class:`porter.specs.ModelSpec`.
+    A name registered twice fails with an error naming both plugins.
+
+    Example::
+
+        @porter.hookimpl
+        def porter_register_models():
+            return [ModelSpec("mlp", options={"checkpoint": Option("path", required=True)})]
+    """
+
+
+@hookspec
+def porter_register_datasets():
+    """Name the datasets this plugin can preprocess. Returns a list of :class:`porter.specs.DatasetSpec`."""
+
+
+@hookspec
+def porter_register_passes():
+    """Name the graph passes this plugin provides. Returns a list of :class:`porter.specs.PassSpec`."""
+
+
+@hookspec
+def porter_register_targets():
+    """Name the compile/run targets this plugin provides, each with the flags it accepts.
+
+    Returns a list of :class:`porter.specs.TargetSpec`; the core validates a recipe's flags against them.
+    """
+
+
+@hookspec
+def porter_register_metrics():
+    """Name the metrics this plugin's score hook computes. Returns a list of :class:`porter.specs.MetricSpec`."""
+
+
+@hookspec
+def porter_add_commands(subparsers):
+    """Add subcommands to the ``porter`` command line.
+
+    Called when the CLI builds its argument parser. ``subparsers`` is the ``argparse`` sub-parsers object; set
+    ``func`` on the new parser with ``parser.set_defaults(func=callable)``; the callable takes the parsed
+    ``args`` and returns an exit code. Returns nothing.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stages, in pipeline order: preprocess → export → graph_fix (one call per pass) → compile → run → score
+# ---------------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def porter_preprocess(dataset, model, workdir: Path):
+    """Turn a dataset into model inputs.
+
+    Called once per distinct (dataset, model) pair in a recipe. ``dataset`` is a
+    :class:`porter.specs.DatasetConfig`, ``model`` the :class:`porter.specs.ModelConfig` whose front end the
+    inputs must match. Returns an :class:`porter.artifacts.InputSet` written under ``workdir``, or ``None``
+    when the dataset is not this plugin's. Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def porter_export(model, inputs, workdir: Path):
+    """Export a framework model to ONNX.
+
+    Called once per distinct model config. ``model`` is a :class:`porter.specs.ModelConfig`; ``inputs`` is the
+    :class:`porter.artifacts.InputSet` to check the export on (real preprocessed inputs). Returns an
+    :class:`porter.artifacts.OnnxModel` whose ``checks`` hold the export's parity against the framework, or
+    ``None`` when the model is not this plugin's. Stops at the first non-None result. An export beyond its
+    tolerance raises.
+    """
+
+
+@hookspec(firstresult=True)
+def porter_graph_fix(graph_pass, model):
+    """Apply one named graph pass.
+
+    Called once per pass listed in a variant's ``graph_fix``, in order. ``graph_pass`` is a
+    :class:`porter.specs.PassConfig`; ``model`` an ``onnx.ModelProto`` the pass may modify. Returns the
+    rewritten ``onnx.ModelProto``, or ``None`` when the pass is not this plugin's. Stops at the first non-None
+    result. The core then runs the model before and after on real inputs with ONNX Runtime and fails the pass
+    if they differ by more than its tolerance.
+    """
+
+
+@hookspec(firstresult=True)
+def porter_compile(target, model, workdir: Path):
+    """Compile an ONNX model for a target.
+
+    ``target`` is a :class:`porter.specs.TargetConfig` (validated flags), ``model`` the
+    :class:`porter.artifacts.OnnxModel` after graph passes. Returns a :class:`porter.artifacts.CompiledModel`
+    written under ``workdir``, or ``None`` when the target is not this plugin's. Stops at the first non-None
+    result. Raises :class:`porter.errors.ToolMissingError` when the target's toolchain is absent.
+    """
+
+
+@hookspec(firstresult=True)
+def porter_run(target, compiled, inputs, workdir: Path):
+    """Run a compiled model over every input sample.
+
+    Returns an :class:`porter.artifacts.OutputSet` (outputs in the InputSet's order, latencies measured after
+    warm-up) written under ``workdir``, or ``None`` when the target is not this plugin's. Stops at the first
+    non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def porter_run_reference(model, inputs, workdir: Path):
+    """Run the model in its own framework (e.g. PyTorch eager): the reference every variant is compared to.
+
+    Returns an :class:`porter.artifacts.OutputSet` laid out as ``porter_run``'s, or ``None`` when the model is
+    not this plugin's. Stops at the first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def porter_score(model, metrics, inputs, outputs):
+    """Score outputs against the inputs' references.
+
+    ``model`` is the :class:`porter.specs.ModelConfig` (decoding is model-specific), ``metrics`` the tuple of
+    metric names the recipe asks for, ``inputs`` the :class:`porter.artifacts.InputSet` with the references,
+    ``outputs`` an :class:`porter.artifacts.OutputSet`. Returns :class:`porter.artifacts.Metrics`, or ``None``
+    when the model is not this plugin's. Stops at the first non-None result.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Placement and observation
+# ---------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def porter_stage_resources(stage: str, target):
+    """Say what a stage needs from the machine that runs it.
+
+    Called for every stage node when a distributed executor places work. ``stage`` is one of ``preprocess``,
+    ``export``, ``graph_fix``, ``compile``, ``run``, ``run_reference``, ``score``; ``target`` the
+    :class:`porter.specs.TargetConfig` for compile and run stages, else ``None``. Returns a dict of resource
+    names to amounts (e.g. ``{"atc": 1}``), or ``None``. The results of all plugins are merged.
+    """
+
+
+@hookspec
+def porter_stage_error(stage: str, plugin: str, variant, error: BaseException):
+    """Observe a stage failure. Called once, before porter reports the error and stops. Returns nothing."""
+
+
+@hookspec
+def porter_tool_versions():
+    """Report versions of toolchains this plugin drives, for reports and ``porter doctor``.
+
+    Returns a dict of tool name to version string (or a sentence saying it is missing), or ``None``.
+    """

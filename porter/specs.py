@@ -1,0 +1,102 @@
+"""What plugins contribute by name, and the validated configs the core hands back to them.
+
+A plugin returns ``*Spec`` records from the registration hooks; a recipe refers to them by ``name``. The core
+validates the recipe against each spec's ``Option`` table and gives the stage hooks ``*Config`` records:
+plain, frozen, already validated, with paths resolved against the recipe file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+@dataclass(frozen=True)
+class Option:
+    """One option a model, dataset, pass or target accepts.
+
+    ``kind`` is one of ``str``, ``int``, ``float``, ``bool``, ``list``, ``dict``, ``path`` (a file or folder,
+    resolved against the recipe; its content is hashed into the cache key) or ``any``.
+    """
+
+    kind: str = "str"
+    default: Any = None
+    choices: tuple | None = None
+    help: str = ""
+    required: bool = False
+    # path options: must the file exist when the recipe is validated?
+    must_exist: bool = True
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str = ""
+    options: Mapping[str, Option] = field(default_factory=dict)
+    export_options: Mapping[str, Option] = field(default_factory=dict)
+    version: str = "1"
+    # where a framework reference run (porter_run_reference) is available
+    has_reference: bool = True
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str = ""
+    options: Mapping[str, Option] = field(default_factory=dict)
+    version: str = "1"
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """A named ONNX → ONNX rewrite; ``tolerance`` is the max abs output difference the core accepts."""
+
+    name: str
+    description: str = ""
+    options: Mapping[str, Option] = field(default_factory=dict)
+    version: str = "1"
+    tolerance: float = 1e-4
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    description: str = ""
+    flags: Mapping[str, Option] = field(default_factory=dict)
+    version: str = "1"
+    # flags that only change how the run stage runs (threads, batching), so changing them reuses the compile
+    run_flags: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    description: str = ""
+    lower_is_better: bool = True
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    options: Mapping[str, Any]
+    export: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PassConfig:
+    name: str
+    options: Mapping[str, Any]
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    flags: Mapping[str, Any]
+
