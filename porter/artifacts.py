@@ -94,13 +94,16 @@ class InputSet:
 
     Each sample's arrays carry a leading batch axis of 1: exactly what a batch-1 model takes. Axes other than
     the batch may differ between samples (e.g. time); batching zero-pads them to the batch's maximum.
-    ``references`` holds the ground truth the score stage compares against (a transcript, a class label).
+    ``references`` holds the ground truth the score stage compares against (a transcript, a class label);
+    ``groups`` optionally tags each sample with a subset name (e.g. a test split) so metrics can be reported per
+    subset as well as overall.
     """
 
     path: Path
     sample_ids: tuple[str, ...]
     input_names: tuple[str, ...]
     references: tuple[Any, ...]
+    groups: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -159,5 +162,7 @@ class SampleScore:
 
 @dataclass(frozen=True)
 class Metrics:
+    """Metric values by name; per-subset values are named ``metric/subset`` (e.g. ``wer/unseen_voices``)."""
+
     values: Mapping[str, float]
     samples: tuple[SampleScore, ...] = ()
