@@ -1,0 +1,30 @@
+"""WER and CER with deepspeech.pytorch V3.0's formulas (corpus level: 100 * total edits / total reference units)."""
+from __future__ import annotations
+
+import Levenshtein
+
+
+def word_errors(reference: str, hypothesis: str) -> int:
+    """Word-level edit distance: each distinct word becomes one character, then Levenshtein."""
+    ref_words, hyp_words = reference.split(), hypothesis.split()
+    vocabulary = {w: chr(i) for i, w in enumerate(dict.fromkeys(hyp_words + ref_words))}
+    return Levenshtein.distance("".join(vocabulary[w] for w in ref_words),
+                                "".join(vocabulary[w] for w in hyp_words))
+
+
+def char_errors(reference: str, hypothesis: str) -> int:
+    """Character edit distance with spaces removed from both strings."""
+    return Levenshtein.distance(reference.replace(" ", ""), hypothesis.replace(" ", ""))
+
+
+def corpus_wer_cer(pairs) -> tuple[float, float]:
+    """pairs of (reference, hypothesis) -> (WER %, CER %) as V3.0's validation.py accumulates them."""
+    word_edits = char_edits = ref_words = ref_chars = 0
+    for reference, hypothesis in pairs:
+        word_edits += word_errors(reference, hypothesis)
+        char_edits += char_errors(reference, hypothesis)
+        ref_words += len(reference.split())
+        ref_chars += len(reference.replace(" ", ""))
+    wer = 100.0 * word_edits / ref_words if ref_words else 0.0
+    cer = 100.0 * char_edits / ref_chars if ref_chars else 0.0
+    return wer, cer
