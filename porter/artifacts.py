@@ -119,7 +119,10 @@ class InputSet:
 
 @dataclass(frozen=True)
 class Timing:
-    """Latency of the run stage, measured per sample after warm-up (a batch's time is split over its samples)."""
+    """Latency of the run stage, per sample after warm-up; in batched runs each sample gets its batch's time.
+
+    ``wall_seconds`` is the measured time of all timed runs, so ``throughput`` is samples per second.
+    """
 
     latencies_ms: tuple[float, ...]
     wall_seconds: float

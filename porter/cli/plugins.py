@@ -1,0 +1,23 @@
+"""``porter plugins``: every plugin, where it came from and what it provides."""
+from __future__ import annotations
+
+from porter.plugins import KINDS, load_plugins
+
+
+def add_parser(sub):
+    p = sub.add_parser("plugins", help="list plugins, where they came from and what they provide")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    plugins = load_plugins()
+    for info in plugins.infos:
+        print(f"{info.name} {info.version} — {info.source}: {info.module}")
+        provides = plugins.provides(info.name)
+        for kind in KINDS:
+            if provides[kind]:
+                print(f"    {kind}: {', '.join(provides[kind])}")
+        hooks = sorted(h.name for h in plugins.pm.get_hookcallers(plugins.pm.get_plugin(info.name)) or [])
+        if hooks:
+            print(f"    hooks: {', '.join(hooks)}")
+    return 0

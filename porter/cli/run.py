@@ -1,0 +1,66 @@
+"""``porter run RECIPE``: run every variant of a recipe and print one table side by side."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from porter.errors import EXIT_FAILURE, EXIT_TOOL_MISSING
+from porter.plan import STAGES
+
+
+def add_parser(sub):
+    p = sub.add_parser("run", help="run a recipe's variants and print the comparison table")
+    p.add_argument("recipe")
+    p.add_argument("--workspace", type=Path, help="artifact cache folder (default: the recipe's, or "
+                   "<recipe dir>/.porter/<recipe name>)")
+    p.add_argument("--force", nargs="*", metavar="STAGE", choices=STAGES,
+                   help="re-run stages even when cached: all of them, or only the named stages")
+    p.add_argument("--bundle", type=Path, metavar="DIR",
+                   help="where a vendor toolchain is missing, write a self-contained bundle to DIR")
+    p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
+    p.add_argument("--executor", choices=("local", "dask"), help="where stages run (default: the recipe's, "
+                   "else local)")
+    p.add_argument("--address", help="Dask scheduler address (with --executor dask); default: a local cluster")
+    p.add_argument("--budget", action="append", default=[], metavar="EXPR",
+                   help="a regression budget such as 'wer_delta<=0.5' or 'p99_ms<=40' (repeatable)")
+    p.add_argument("--out", type=Path, help="also write report.json/.md/.html into this folder")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)
+
+
+def _progress(node, variant):
+    print(f"porter: {variant or '-'}: {node.stage} {node.label}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    from porter.outputs import write_outputs
+    from porter.pipeline import run_recipe
+    from porter.report import render_table
+    from porter.verdicts import evaluate_budgets, exit_code_for
+
+    force_all = args.force is not None and len(args.force) == 0
+    force_stages = tuple(args.force or ())
+    show_progress = not args.quiet and sys.stderr.isatty()
+    report = run_recipe(args.recipe, workspace=args.workspace, force_stages=force_stages, force_all=force_all,
+                        bundle=args.bundle, executor=args.executor, address=args.address, variants=args.variant,
+                        progress=_progress if show_progress else None)
+    verdicts = evaluate_budgets(report, args.budget)
+    write_outputs(report, args.out)
+    print(render_table(report))
+    c = report.stage_counts
+    print(f"\nstages: {c.get('computed', 0)} computed, {c.get('cached', 0)} from cache, "
+          f"{c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed; {report.wall_seconds:.1f} s; "
+          f"report: {Path(report.workspace) / 'report.json'}")
+    for v in verdicts:
+        print(("BUDGET BROKEN: " if not v["ok"] else "budget ok: ") + v["text"])
+    code = exit_code_for(verdicts)
+    if code:
+        return code
+    if any(v.status == "failed" for v in report.variants):
+        return EXIT_FAILURE
+    if any(v.status == "skipped" for v in report.variants):
+        from porter.recipe import read_recipe_file
+
+        if not read_recipe_file(Path(args.recipe)).get("allow_missing_tools", False):
+            return EXIT_TOOL_MISSING
+    return 0

@@ -1,0 +1,105 @@
+"""Validation of option values against a plugin's Option table, with field paths in every error."""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Mapping
+
+from porter.errors import RecipeError
+from porter.specs import Option
+
+_PY_TYPES = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "dict": (dict,),
+}
+
+
+def suggest(name: str, known) -> str:
+    """A 'did you mean' phrase for a misspelt name, or an empty string."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_name_error(*, file, field: str, kind: str, name, known) -> RecipeError:
+    known = sorted(known)
+    return RecipeError(
+        f"unknown {kind} {name!r}{suggest(name, known)} (known: {', '.join(map(str, known)) or 'none'})",
+        file=file,
+        field=field,
+    )
+
+
+def validate_options(
+    values: Mapping[str, Any] | None,
+    table: Mapping[str, Option],
+    *,
+    file,
+    field: str,
+    owner: str,
+    base_dir: Path,
+    kind: str = "option",
+) -> dict[str, Any]:
+    """Check ``values`` against ``table``, fill defaults and resolve paths; return a new plain dict."""
+    values = dict(values or {})
+    if not isinstance(values, dict):
+        raise RecipeError(f"expected a mapping of {kind}s, got {type(values).__name__}", file=file, field=field)
+    result: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in table:
+            raise RecipeError(
+                f"unknown {kind} {name!r} for {owner}{suggest(name, table)} "
+                f"(known: {', '.join(sorted(table)) or 'none'})",
+                file=file,
+                field=f"{field}.{name}",
+            )
+        result[name] = _check_value(value, table[name], file=file, field=f"{field}.{name}", base_dir=base_dir)
+    for name, opt in table.items():
+        if name in result:
+            continue
+        if opt.required:
+            raise RecipeError(f"required {kind} {name!r} of {owner} is missing ({opt.help or opt.kind})",
+                              file=file, field=f"{field}.{name}")
+        default = opt.default
+        if opt.kind == "path" and default is not None:
+            default = _check_value(default, opt, file=file, field=f"{field}.{name}", base_dir=base_dir)
+        result[name] = default
+    return result
+
+
+def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
+    if value is None:
+        return None
+    if opt.kind == "path":
+        if not isinstance(value, (str, Path)):
+            raise RecipeError(f"expected a path (string), got {value!r}", file=file, field=field)
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = (base_dir / path).resolve()
+        if opt.must_exist and not path.exists():
+            raise RecipeError(f"file not found: {path}", file=file, field=field)
+        return path
+    if opt.kind != "any":
+        types = _PY_TYPES[opt.kind]
+        # bool is an int in Python; a YAML `yes` must not pass as a number, nor 1 as a bool
+        if isinstance(value, bool) and opt.kind in ("int", "float"):
+            raise RecipeError(f"expected {opt.kind}, got {value!r}", file=file, field=field)
+        if not isinstance(value, types):
+            raise RecipeError(f"expected {opt.kind}, got {type(value).__name__} {value!r}", file=file, field=field)
+        if opt.kind == "float":
+            value = float(value)
+        if opt.kind == "list":
+            value = list(value)
+    if opt.choices is not None:
+        items = value if opt.kind == "list" else [value]
+        for item in items:
+            if item not in opt.choices:
+                raise RecipeError(
+                    f"bad value {item!r}{suggest(item, opt.choices)} (allowed: {', '.join(map(str, opt.choices))})",
+                    file=file,
+                    field=field,
+                )
+    return value

@@ -1,0 +1,153 @@
+"""Running a recipe: plugins → recipe → plan → executor → report. The one entry point the CLI calls."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from porter import __version__
+from porter.artifacts import Metrics, OutputSet
+from porter.executor import NodeResult, get_executor
+from porter.plan import Plan, build_plan
+from porter.plugins import PluginSet, load_plugins
+from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe
+from porter.report import RunReport, VariantReport, host_info, library_versions
+from porter.workspace import Workspace
+
+
+@contextmanager
+def _importable_from(folder: Path):
+    """Recipe-named plugin modules may sit next to the recipe file."""
+    folder = str(folder)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
+def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None = None,
+            extra_plugins=()) -> tuple[Recipe, PluginSet]:
+    """Load plugins (including the recipe's own) and validate the recipe against them."""
+    path = Path(recipe_path).resolve()
+    raw = read_recipe_file(path)
+    modules = recipe_plugin_modules(raw, path)
+    with _importable_from(path.parent):
+        plugins = load_plugins(modules, extra_objects=extra_plugins)
+    recipe = validate_recipe(raw, path, plugins, workspace=workspace)
+    bundle = bundle or recipe.bundle
+    if bundle is not None:
+        recipe = with_bundle(recipe, plugins, Path(bundle).resolve())
+    return recipe, plugins
+
+
+def with_bundle(recipe: Recipe, plugins: PluginSet, bundle: Path) -> Recipe:
+    """Give every target that can write a device bundle (a ``bundle_dir`` flag) this bundle folder."""
+    variants = []
+    for v in recipe.variants:
+        spec = plugins.registry.get("targets", v.target.name) if v.target else None
+        if spec is not None and "bundle_dir" in spec.flags and not v.target.flags.get("bundle_dir"):
+            target = dataclasses.replace(v.target, flags={**v.target.flags, "bundle_dir": bundle})
+            v = dataclasses.replace(v, target=target)
+        variants.append(v)
+    return dataclasses.replace(recipe, variants=tuple(variants), bundle=bundle)
+
+
+def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), force_all: bool = False,
+               bundle: Path | None = None, executor: str | None = None, address: str | None = None,
+               variants=None, progress=None, extra_plugins=()) -> RunReport:
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    recipe, plugins = prepare(recipe_path, workspace=workspace, bundle=bundle, extra_plugins=extra_plugins)
+    plan = build_plan(recipe, plugins, variants=tuple(variants) if variants else None)
+    ws = Workspace(recipe.workspace)
+    ws.sweep_temporaries()
+    exec_name = executor or recipe.executor
+    runner = get_executor(exec_name, address or recipe.address)
+    with _importable_from(recipe.path.parent):
+        results = runner.execute(plan, plugins, ws, force_stages=frozenset(force_stages), force_all=force_all,
+                                 progress=progress)
+    report = build_report(recipe, plugins, plan, results, started=started,
+                          wall_seconds=time.perf_counter() - t0, executor=exec_name)
+    report.write(ws.root / "report.json")
+    return report
+
+
+def _tool_versions(plugins: PluginSet) -> dict[str, str]:
+    tools: dict[str, str] = {}
+    for answer in plugins.hook.porter_tool_versions():
+        if answer:
+            tools.update(answer)
+    return tools
+
+
+def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[str, NodeResult], *,
+                 started: str, wall_seconds: float, executor: str) -> RunReport:
+    reports = []
+    for path in plan.paths:
+        v = path.variant
+        records = [results[k].record for k in path.keys]
+        vr = VariantReport(
+            name=v.name, reference=v.reference,
+            target=("framework" if v.reference else v.target.name),
+            passes=[p.name for p in v.passes],
+            flags={k: (str(val) if isinstance(val, Path) else val) for k, val in (v.target.flags.items()
+                                                                                 if v.target else [])},
+            stages=records,
+        )
+        bad = next((r for r in records if r.status != "ok"), None)
+        if bad is not None:
+            vr.status, vr.message = bad.status, f"{bad.stage}: {bad.message}"
+        export = results[path.export].value if path.export else None
+        if export is not None:
+            vr.checks = list(export.checks)
+        last_model = results[path.graph_fix[-1]].value if path.graph_fix else export
+        if last_model is not None:
+            vr.pass_records = list(last_model.passes)
+            vr.model_size_bytes = last_model.path.stat().st_size if last_model.path.exists() else 0
+        compiled = results[path.compile].value if path.compile else None
+        if compiled is not None:
+            vr.compile_seconds = compiled.compile_seconds or results[path.compile].record.seconds
+            vr.model_size_bytes = compiled.size_bytes or vr.model_size_bytes
+            vr.details["compile"] = dict(compiled.details)
+        outputs: OutputSet | None = results[path.run].value
+        if outputs is not None:
+            t = outputs.timing
+            vr.latency_ms = {"p50": t.percentile(50), "p90": t.percentile(90), "p99": t.percentile(99),
+                             "mean": (sum(t.latencies_ms) / len(t.latencies_ms)) if t.latencies_ms else math.nan}
+            vr.throughput = t.throughput
+            vr.estimate = outputs.estimate
+            vr.details["run"] = dict(outputs.details)
+        metrics: Metrics | None = results[path.score].value
+        if metrics is not None:
+            vr.metrics = dict(metrics.values)
+            vr.samples = list(metrics.samples)
+        vr.peak_rss_mb = max((r.peak_rss_mb for r in records if r.peak_rss_mb), default=math.nan)
+        vr.artifacts = {f"{r.stage}:{r.label}": r.artifact_digest for r in records if r.artifact_digest}
+        reports.append(vr)
+
+    ref = next((r for r in reports if r.reference and r.status == "ok"), None)
+    if ref is not None:
+        for r in reports:
+            r.deltas = {m: r.metrics[m] - ref.metrics[m] for m in r.metrics if m in ref.metrics}
+    counts = {"computed": 0, "cached": 0, "skipped": 0, "failed": 0}
+    for res in results.values():
+        rec = res.record
+        if rec.status != "ok":
+            counts[rec.status] = counts.get(rec.status, 0) + 1
+        else:
+            counts["cached" if rec.cache_hit else "computed"] += 1
+    return RunReport(
+        recipe=str(recipe.path), recipe_digest=recipe.digest, name=recipe.name, workspace=str(recipe.workspace),
+        started=started, wall_seconds=wall_seconds, porter_version=__version__, executor=executor,
+        plugins=[dataclasses.asdict(i) for i in plugins.infos], libraries=library_versions(),
+        tools=_tool_versions(plugins), host=host_info(), variants=reports,
+        reference=ref.name if ref else None, stage_counts=counts,
+    )

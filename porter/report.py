@@ -1,0 +1,185 @@
+"""The run report: one record per variant, written as report.json and printed as one table."""
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from porter.workspace import atomic_write_text, encode
+
+LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxoptimizer", "onnx-graphsurgeon", "numpy", "librosa", "pluggy",
+             "Levenshtein", "dask", "distributed")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def host_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "node": platform.node()}
+
+
+@dataclass
+class VariantReport:
+    name: str
+    reference: bool
+    target: str
+    passes: list[str]
+    flags: dict[str, Any]
+    status: str = "ok"
+    message: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    deltas: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    throughput: float = float("nan")
+    peak_rss_mb: float = float("nan")
+    compile_seconds: float = float("nan")
+    model_size_bytes: int = 0
+    estimate: bool = False
+    pareto: bool = False
+    stages: list = field(default_factory=list)  # StageRecord
+    checks: list = field(default_factory=list)  # ParityCheck (export)
+    pass_records: list = field(default_factory=list)  # PassRecord
+    samples: list = field(default_factory=list)  # SampleScore
+    artifacts: dict[str, str] = field(default_factory=dict)  # stage → content digest
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(1 for s in self.stages if s.cache_hit)
+
+
+@dataclass
+class RunReport:
+    recipe: str
+    recipe_digest: str
+    name: str
+    workspace: str
+    started: str
+    wall_seconds: float
+    porter_version: str
+    executor: str
+    plugins: list[dict]
+    libraries: dict[str, str]
+    tools: dict[str, str]
+    host: dict[str, Any]
+    variants: list[VariantReport]
+    reference: str | None = None
+    verdicts: list[dict] = field(default_factory=list)
+    stage_counts: dict[str, int] = field(default_factory=dict)  # computed / cached / skipped / failed
+
+    def variant(self, name: str) -> VariantReport:
+        return next(v for v in self.variants if v.name == name)
+
+    def to_json(self) -> str:
+        return json.dumps(_clean(encode(self)), indent=1, sort_keys=False, default=str, allow_nan=False)
+
+    def write(self, path: Path) -> None:
+        atomic_write_text(path, self.to_json())
+
+
+def _clean(obj):
+    """JSON has no NaN: write null for missing numbers."""
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def load_report(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------------------ table
+
+def _fmt(value, digits=2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _signed(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:+.2f}"
+
+
+def short_flags(flags: dict) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(flags.items()) if v not in (None, False, [], {}, "")]
+    return ",".join(parts) or "-"
+
+
+def table_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    metric_names: list[str] = []
+    for v in report.variants:
+        for m in v.metrics:
+            if m not in metric_names:
+                metric_names.append(m)
+    header = ["variant", "target", "passes", "flags"]
+    for m in metric_names:
+        header.append(m)
+        if report.reference:
+            header.append(f"Δ{m}")
+    header += ["p50 ms", "p90 ms", "p99 ms", "utt/s", "peak MB", "compile s", "size MB", "cache", "status"]
+    rows = []
+    for v in report.variants:
+        name = v.name + (" *" if v.pareto else "") + (" (ref)" if v.reference else "")
+        row = [name, v.target + (" [estimate]" if v.estimate else ""), ",".join(v.passes) or "-",
+               short_flags(v.flags)]
+        for m in metric_names:
+            row.append(_fmt(v.metrics.get(m)))
+            if report.reference:
+                row.append(_signed(v.deltas.get(m)))
+        size = v.model_size_bytes / 1e6 if v.model_size_bytes else None
+        row += [_fmt(v.latency_ms.get("p50")), _fmt(v.latency_ms.get("p90")), _fmt(v.latency_ms.get("p99")),
+                _fmt(v.throughput), _fmt(v.peak_rss_mb, 0), _fmt(v.compile_seconds),
+                _fmt(size, 1), f"{v.cache_hits}/{len(v.stages)}", v.status if v.status == "ok" else v.status]
+        rows.append(row)
+    return header, rows
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def render_table(report: RunReport) -> str:
+    header, rows = table_rows(report)
+    out = [format_table(header, rows)]
+    for v in report.variants:
+        if v.status != "ok":
+            out.append(f"{v.name}: {v.status}: {v.message}")
+    return "\n".join(out)
+
+
+def as_dict(obj) -> dict:
+    return asdict(obj)

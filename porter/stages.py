@@ -1,0 +1,183 @@
+"""Running one stage node: call its hook, check graph passes numerically, store the artifact."""
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from porter.artifacts import OnnxModel, ParityCheck, PassRecord
+from porter.errors import InputError, PorterError, StageError, ToolMissingError
+from porter.measure import measure
+from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session
+from porter.plan import StageNode
+from porter.workspace import Workspace, file_digest
+
+
+@dataclass
+class StageRecord:
+    key: str
+    stage: str
+    plugin: str
+    label: str
+    cache_hit: bool
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    worker: str = ""
+    waited_seconds: float = 0.0
+    artifact_digest: str = ""
+    status: str = "ok"  # ok, skipped (tool missing), failed
+    message: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, force: bool = False,
+             variant: str | None = None, submitted_at: float | None = None):
+    """Return (artifact, StageRecord) for ``node``, from the cache when its key is stored and not forced."""
+    started = time.time()
+    waited = (started - submitted_at) if submitted_at else 0.0
+    worker = socket.gethostname()
+    if not force:
+        cached = workspace.lookup(node.stage, node.key)
+        if cached is not None:
+            rec = workspace.record(node.stage, node.key) or {}
+            return cached, StageRecord(node.key, node.stage, node.plugin, node.label, True,
+                                       seconds=rec.get("seconds", 0.0), peak_rss_mb=rec.get("peak_rss_mb", 0.0),
+                                       worker=worker, waited_seconds=waited,
+                                       artifact_digest=rec.get("artifact_digest", ""))
+    with workspace.lock(node.stage, node.key):
+        if not force:  # another process may have produced it while we waited for the lock
+            cached = workspace.lookup(node.stage, node.key)
+            if cached is not None:
+                rec = workspace.record(node.stage, node.key) or {}
+                return cached, StageRecord(node.key, node.stage, node.plugin, node.label, True,
+                                           seconds=rec.get("seconds", 0.0),
+                                           peak_rss_mb=rec.get("peak_rss_mb", 0.0), worker=worker,
+                                           waited_seconds=waited, artifact_digest=rec.get("artifact_digest", ""))
+        workdir = workspace.new_workdir(node.stage, node.key)
+        try:
+            with measure() as m:
+                value = _call_stage(node, upstream, plugins, workdir)
+            art_digest = _artifact_digest(value)
+            record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "artifact_digest": art_digest,
+                      "plugin": node.plugin, "label": node.label}
+            value = workspace.commit(node.stage, node.key, workdir, value, record)
+        except BaseException as exc:
+            workspace.discard(workdir)
+            if isinstance(exc, (PorterError, KeyboardInterrupt, SystemExit)):
+                raise
+            plugins.hook.porter_stage_error(stage=node.stage, plugin=node.plugin, variant=variant, error=exc)
+            raise StageError(stage=node.stage, plugin=node.plugin, variant=variant, cause=exc) from exc
+    return value, StageRecord(node.key, node.stage, node.plugin, node.label, False, seconds=m.seconds,
+                              peak_rss_mb=m.peak_rss_mb, worker=worker, waited_seconds=waited,
+                              artifact_digest=art_digest)
+
+
+def _artifact_digest(value) -> str:
+    path = getattr(value, "path", None)
+    if isinstance(path, Path) and path.is_file():
+        return file_digest(path)
+    return ""
+
+
+def _no_answer(node: StageNode, what: str):
+    return InputError(f"no plugin answered the {node.stage} stage for {what} (registered by {node.plugin!r}); "
+                      "is that plugin installed and does it implement the hook?")
+
+
+def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
+    hook = plugins.hook
+    if node.stage == "preprocess":
+        dataset, model = node.config
+        out = hook.porter_preprocess(dataset=dataset, model=model, workdir=workdir)
+        if out is None:
+            raise _no_answer(node, f"dataset {dataset.name!r}")
+        if len(out) == 0:
+            raise InputError(f"dataset {dataset.name!r} produced no samples", field="dataset")
+        return out
+    if node.stage == "export":
+        out = hook.porter_export(model=node.config, inputs=upstream["inputs"], workdir=workdir)
+        if out is None:
+            raise _no_answer(node, f"model {node.config.name!r}")
+        failed = [c for c in out.checks if not c.passed]
+        if failed:
+            c = failed[0]
+            raise StageError(stage="export", plugin=node.plugin, variant=None, cause=ValueError(
+                f"export parity {c.label}: max abs diff {c.max_abs_diff:.3g} > tolerance {c.tolerance:.3g}"))
+        return out
+    if node.stage == "graph_fix":
+        return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
+    if node.stage == "compile":
+        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir)
+        if out is None:
+            raise _no_answer(node, f"target {node.config.name!r}")
+        return out
+    if node.stage == "run":
+        out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
+                              workdir=workdir)
+        if out is None:
+            raise _no_answer(node, f"target {node.config.name!r}")
+        return out
+    if node.stage == "run_reference":
+        out = hook.porter_run_reference(model=node.config, inputs=upstream["inputs"], workdir=workdir)
+        if out is None:
+            raise _no_answer(node, f"model {node.config.name!r}")
+        return out
+    if node.stage == "score":
+        model, metrics = node.config
+        out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
+                                outputs=upstream["outputs"])
+        if out is None:
+            raise _no_answer(node, f"model {model.name!r}")
+        return out
+    raise ValueError(f"unknown stage {node.stage!r}")
+
+
+def _outputs_on(path: Path, inputs, count: int) -> list[dict]:
+    sess = session(path, threads=None)
+    in_specs, _ = model_io(onnx.load(str(path), load_external_data=False))
+    names = [o.name for o in sess.get_outputs()]
+    results = []
+    for i in range(min(count, len(inputs))):
+        feeds = feeds_for(inputs.load(i), in_specs)
+        results.append(dict(zip(names, sess.run(None, feeds))))
+    return results
+
+
+def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path) -> OnnxModel:
+    """Apply one pass, then prove it: the model before and after on real inputs, within the pass's tolerance."""
+    graph_pass = node.config
+    before = onnx.load(str(model.path))
+    ops_before = op_counts(before)
+    t0 = time.perf_counter()
+    after = plugins.hook.porter_graph_fix(graph_pass=graph_pass, model=before)
+    seconds = time.perf_counter() - t0
+    if after is None:
+        raise _no_answer(node, f"graph pass {graph_pass.name!r}")
+    out_path = workdir / "model.onnx"
+    onnx.save(after, str(out_path))
+    try:
+        onnx.checker.check_model(str(out_path))
+    except onnx.checker.ValidationError as exc:
+        raise StageError(stage="graph_fix", plugin=node.plugin, variant=None,
+                         cause=ValueError(f"pass {graph_pass.name!r} produced an invalid ONNX model: {exc}")) from exc
+    ref = _outputs_on(model.path, inputs, node.check_samples)
+    new = _outputs_on(out_path, inputs, node.check_samples)
+    diff = max(max_abs_diff(a, b) for a, b in zip(ref, new)) if ref else 0.0
+    check = ParityCheck(label=f"pass {graph_pass.name}", max_abs_diff=diff, tolerance=graph_pass.tolerance,
+                        samples=len(ref))
+    if not check.passed:
+        raise StageError(stage="graph_fix", plugin=node.plugin, variant=None, cause=ValueError(
+            f"pass {graph_pass.name!r} changed the outputs by {diff:.3g} (max abs) on {len(ref)} real inputs, "
+            f"beyond its tolerance {graph_pass.tolerance:.3g}; the smallest tolerance that would pass is "
+            f"{np.nextafter(diff, np.inf):.3g}"))
+    ins, outs = model_io(after)
+    record = PassRecord(graph_pass.name, ops_before, op_counts(after), check, seconds)
+    return replace(model, path=out_path, inputs=ins, outputs=outs, opset=opset_of(after),
+                   passes=model.passes + (record,))
+
+
+__all__ = ["run_node", "StageRecord", "ToolMissingError"]
