@@ -12,6 +12,8 @@ import psutil
 class Measurement:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    # what the stage itself added: peak minus the resident set when it started
+    added_mb: float = 0.0
 
 
 class measure:
@@ -29,7 +31,7 @@ class measure:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> Measurement:
-        self._peak = self._proc.memory_info().rss
+        self._start = self._peak = self._proc.memory_info().rss
         self._t0 = time.perf_counter()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -41,4 +43,5 @@ class measure:
         self._peak = max(self._peak, self._proc.memory_info().rss)
         self.result.seconds = time.perf_counter() - self._t0
         self.result.peak_rss_mb = self._peak / 2**20
+        self.result.added_mb = (self._peak - self._start) / 2**20
         return False

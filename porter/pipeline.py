@@ -102,6 +102,10 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
                                                                                  if v.target else [])},
             stages=records,
         )
+        if v.target:
+            spec = plugins.registry.get("targets", v.target.name)
+            vr.changed_flags = {k: val for k, val in vr.flags.items()
+                                if k in spec.flags and val != spec.flags[k].default}
         bad = next((r for r in records if r.status != "ok"), None)
         if bad is not None:
             vr.status, vr.message = bad.status, f"{bad.stage}: {bad.message}"
@@ -130,6 +134,9 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.metrics = dict(metrics.values)
             vr.samples = list(metrics.samples)
         vr.peak_rss_mb = max((r.peak_rss_mb for r in records if r.peak_rss_mb), default=math.nan)
+        run_rec = results[path.run].record
+        if run_rec.status == "ok":
+            vr.run_memory_mb = run_rec.added_mb
         vr.artifacts = {f"{r.stage}:{r.label}": r.artifact_digest for r in records if r.artifact_digest}
         reports.append(vr)
 

@@ -46,13 +46,15 @@ class VariantReport:
     target: str
     passes: list[str]
     flags: dict[str, Any]
+    changed_flags: dict[str, Any] = field(default_factory=dict)  # flags that differ from the target's defaults
     status: str = "ok"
     message: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     deltas: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     throughput: float = float("nan")
-    peak_rss_mb: float = float("nan")
+    peak_rss_mb: float = float("nan")  # the process's peak resident set during the variant's stages
+    run_memory_mb: float = float("nan")  # what the run stage added on top of what was resident before it
     compile_seconds: float = float("nan")
     model_size_bytes: int = 0
     estimate: bool = False
@@ -143,21 +145,21 @@ def table_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
     header = ["variant", "target", "passes", "flags"]
     for m in metric_names:
         header.append(m)
-        if report.reference:
+        if report.reference and "/" not in m:
             header.append(f"Δ{m}")
-    header += ["p50 ms", "p90 ms", "p99 ms", "utt/s", "peak MB", "compile s", "size MB", "cache", "status"]
+    header += ["p50 ms", "p90 ms", "p99 ms", "utt/s", "run MB", "compile s", "size MB", "cache", "status"]
     rows = []
     for v in report.variants:
         name = v.name + (" *" if v.pareto else "") + (" (ref)" if v.reference else "")
         row = [name, v.target + (" [estimate]" if v.estimate else ""), ",".join(v.passes) or "-",
-               short_flags(v.flags)]
+               short_flags(v.changed_flags)]
         for m in metric_names:
             row.append(_fmt(v.metrics.get(m)))
-            if report.reference:
+            if report.reference and "/" not in m:
                 row.append(_signed(v.deltas.get(m)))
         size = v.model_size_bytes / 1e6 if v.model_size_bytes else None
         row += [_fmt(v.latency_ms.get("p50")), _fmt(v.latency_ms.get("p90")), _fmt(v.latency_ms.get("p99")),
-                _fmt(v.throughput), _fmt(v.peak_rss_mb, 0), _fmt(v.compile_seconds),
+                _fmt(v.throughput), _fmt(v.run_memory_mb, 0), _fmt(v.compile_seconds),
                 _fmt(size, 1), f"{v.cache_hits}/{len(v.stages)}", v.status if v.status == "ok" else v.status]
         rows.append(row)
     return header, rows

@@ -26,6 +26,7 @@ class StageRecord:
     cache_hit: bool
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    added_mb: float = 0.0
     worker: str = ""
     waited_seconds: float = 0.0
     artifact_digest: str = ""
@@ -46,7 +47,7 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
             rec = workspace.record(node.stage, node.key) or {}
             return cached, StageRecord(node.key, node.stage, node.plugin, node.label, True,
                                        seconds=rec.get("seconds", 0.0), peak_rss_mb=rec.get("peak_rss_mb", 0.0),
-                                       worker=worker, waited_seconds=waited,
+                                       added_mb=rec.get("added_mb", 0.0), worker=worker, waited_seconds=waited,
                                        artifact_digest=rec.get("artifact_digest", ""))
     with workspace.lock(node.stage, node.key):
         if not force:  # another process may have produced it while we waited for the lock
@@ -55,14 +56,16 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
                 rec = workspace.record(node.stage, node.key) or {}
                 return cached, StageRecord(node.key, node.stage, node.plugin, node.label, True,
                                            seconds=rec.get("seconds", 0.0),
-                                           peak_rss_mb=rec.get("peak_rss_mb", 0.0), worker=worker,
+                                           peak_rss_mb=rec.get("peak_rss_mb", 0.0),
+                                           added_mb=rec.get("added_mb", 0.0), worker=worker,
                                            waited_seconds=waited, artifact_digest=rec.get("artifact_digest", ""))
         workdir = workspace.new_workdir(node.stage, node.key)
         try:
             with measure() as m:
                 value = _call_stage(node, upstream, plugins, workdir)
             art_digest = _artifact_digest(value)
-            record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "artifact_digest": art_digest,
+            record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "added_mb": m.added_mb,
+                      "artifact_digest": art_digest,
                       "plugin": node.plugin, "label": node.label}
             value = workspace.commit(node.stage, node.key, workdir, value, record)
         except BaseException as exc:
@@ -72,7 +75,7 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
             plugins.hook.porter_stage_error(stage=node.stage, plugin=node.plugin, variant=variant, error=exc)
             raise StageError(stage=node.stage, plugin=node.plugin, variant=variant, cause=exc) from exc
     return value, StageRecord(node.key, node.stage, node.plugin, node.label, False, seconds=m.seconds,
-                              peak_rss_mb=m.peak_rss_mb, worker=worker, waited_seconds=waited,
+                              peak_rss_mb=m.peak_rss_mb, added_mb=m.added_mb, worker=worker, waited_seconds=waited,
                               artifact_digest=art_digest)
 
 
