@@ -1,0 +1,432 @@
+"""A self-contained folder that carries compile and run work to an Ascend host, and brings the outputs back.
+
+Layout (every path inside the bundle; names that would leave it are refused)::
+
+    manifest.json                      what is in the bundle (format version, models, runs, input sets)
+    run.sh                             the exact atc, aoe, msame / ais_bench commands, for a human to run
+    entries/models/<model>.json        one record per compiled model (run.sh and manifest are built from these)
+    entries/runs/<run>.json            one record per (model, input set, runner settings)
+    models/<model>/<name>.onnx         the graph-fixed ONNX (and files/ for atc's file options)
+    models/<model>/<name>.om           written by atc on the host (or copied here when compiled locally)
+    inputs/<set>/<input>/data<i>.bin   msame-layout inputs, shared by every run of the same input set
+    outputs/<run>/                     where msame / ais_bench write, plus their printed log
+
+Several variants (and several processes) add entries to one bundle: each entry is its own file, and
+manifest.json and run.sh are regenerated from all of them under a lock and renamed into place.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from porter.artifacts import InputSet, TensorSpec
+from porter.errors import InputError
+
+from porter_ascend310.runners import RunLayout, log_name, runner_argv, write_input_files
+
+FORMAT = "porter-ascend310-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+RUN_SCRIPT = "run.sh"
+# How a bundle learns which recipe and workspace produced it (set by `porter run`), for `porter score`.
+RECIPE_VARIABLE = "PORTER_RECIPE"
+WORKSPACE_VARIABLE = "PORTER_WORKSPACE"
+SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
+
+
+class BundleError(InputError):
+    """A bundle folder that cannot be used: unreadable manifest, a path that escapes it."""
+
+
+def inside(bundle: Path, relative: str | Path) -> Path:
+    """``bundle/relative``, refusing absolute paths and anything that resolves outside the bundle."""
+    rel = Path(relative)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise BundleError(f"refusing path {str(relative)!r}: bundle paths must be relative and stay inside "
+                          f"{bundle}")
+    root = bundle.resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise BundleError(f"refusing path {str(relative)!r}: it resolves to {target}, outside {root}")
+    return root / rel
+
+
+def check_key(key: str, what: str) -> str:
+    if not SAFE_KEY.match(key) or ".." in key:
+        raise BundleError(f"{what} name {key!r} is not a plain name (letters, digits, '_', '-', '.')")
+    return key
+
+
+def _digest(*parts: bytes | str) -> str:
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(part.encode() if isinstance(part, str) else part)
+        sha.update(b"\0")
+    return sha.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(partial, mode)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _copy_atomic(source: Path, dest: Path) -> None:
+    """Copy ``source`` to ``dest`` unless an identical file is already there."""
+    if dest.is_file() and dest.stat().st_size == source.stat().st_size and file_digest(dest) == file_digest(source):
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, dest)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def locked(bundle: Path) -> Iterator[None]:
+    bundle.mkdir(parents=True, exist_ok=True)
+    with open(bundle / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_context(workdir: Path | None = None) -> dict[str, str | None]:
+    """Recipe and workspace of the `porter run` writing this bundle, for `porter score`.
+
+    The runner may announce them in $PORTER_RECIPE / $PORTER_WORKSPACE; otherwise the workspace is found from
+    the stage's work directory (``<workspace>/artifacts/<stage>/<tmp>``) and the recipe from the report.json
+    that `porter run` leaves in the workspace.
+    """
+    workspace = os.environ.get(WORKSPACE_VARIABLE) or None
+    if workspace is None and workdir is not None:
+        parents = Path(workdir).resolve().parents
+        if len(parents) > 2 and parents[1].name == "artifacts":
+            workspace = str(parents[2])
+    return {"recipe": os.environ.get(RECIPE_VARIABLE) or None, "workspace": workspace}
+
+
+def recipe_of_workspace(workspace: str | Path | None) -> str | None:
+    """The recipe path recorded in a workspace's report.json, if there is one."""
+    if not workspace:
+        return None
+    try:
+        return json.loads((Path(workspace) / "report.json").read_text()).get("recipe") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entries
+# ---------------------------------------------------------------------------------------------------------
+
+
+def specs_json(specs: Sequence[TensorSpec]) -> list[dict]:
+    return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    key: str
+    onnx: str  # bundle-relative
+    om: str  # bundle-relative; atc writes it (om_ready False) or it was copied in (om_ready True)
+    om_ready: bool
+    atc_argv: list[str] = field(default_factory=list)
+    aoe_argvs: list[list[str]] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "onnx": self.onnx, "om": self.om, "om_ready": self.om_ready,
+                "atc_argv": self.atc_argv, "aoe_argvs": self.aoe_argvs, **self.details}
+
+
+def model_key(name: str, *parts: bytes | str) -> str:
+    return check_key(f"{name}-{_digest(*parts)[:12]}", "model")
+
+
+def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, details: Mapping[str, Any],
+              om_file: Path | None = None, workdir: Path | None = None) -> ModelEntry:
+    """Put one model into the bundle.
+
+    ``plan(onnx_rel, output_stem_rel, path_text)`` returns the atc argv and aoe argvs with bundle-relative
+    paths; ``path_text`` copies a file option's file into the model folder. With ``om_file`` (compiled here,
+    runner missing) the .om is copied in and no atc command is written.
+    """
+    bundle = Path(bundle)
+    check_key(key, "model")
+    check_key(om_name, "om_name")
+    folder = f"models/{key}"
+    onnx_rel = f"{folder}/model.onnx"
+    om_rel = f"{folder}/{om_name}.om"
+    _copy_atomic(onnx_source, inside(bundle, onnx_rel))
+
+    def path_text(path: Path) -> str:
+        rel = f"{folder}/files/{path.name}"
+        _copy_atomic(path, inside(bundle, rel))
+        return rel
+
+    atc_argv, aoe_argvs = plan(onnx_rel, f"{folder}/{om_name}", path_text)
+    if om_file is not None:
+        _copy_atomic(om_file, inside(bundle, om_rel))
+    entry = ModelEntry(key=key, onnx=onnx_rel, om=om_rel, om_ready=om_file is not None,
+                       atc_argv=[] if om_file is not None else list(atc_argv),
+                       aoe_argvs=[] if om_file is not None else [list(a) for a in aoe_argvs],
+                       details={**dict(details), **run_context(workdir)})
+    with locked(bundle):
+        _write_atomic(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
+        regenerate(bundle)
+    return entry
+
+
+def input_set_key(inputs: InputSet, layout: RunLayout) -> str:
+    """Content key of an input set as fed (sample files plus the shapes and dtypes they are padded to)."""
+    sha = hashlib.sha256()
+    sha.update(json.dumps({"inputs": specs_json(layout.inputs), "dirs": list(layout.input_dirs),
+                           "stems": list(layout.stems)}, sort_keys=True).encode())
+    for index in range(len(inputs)):
+        sha.update(file_digest(inputs.path / "samples" / f"{index:06d}.npz").encode())
+    return f"set-{sha.hexdigest()[:12]}"
+
+
+def run_key(model: str, input_set: str, layout: RunLayout) -> str:
+    layout_json = json.dumps(layout.to_json(), sort_keys=True)
+    return check_key(f"{model}_{_digest(input_set, layout_json)[:10]}", "run")
+
+
+def ensure_inputs(bundle: Path, key: str, inputs: InputSet, layout: RunLayout) -> str:
+    """Write an input set's msame-layout files once; a marker written last says the set is complete."""
+    folder = f"inputs/{check_key(key, 'input set')}"
+    marker = inside(bundle, f"{folder}/complete.json")
+    if not marker.is_file():
+        write_input_files(inputs, layout, inside(bundle, folder))
+        _write_atomic(marker, json.dumps({"samples": list(inputs.sample_ids),
+                                          "inputs": specs_json(layout.inputs)}, indent=1))
+    return folder
+
+
+def run_output_dir(bundle: Path, key: str) -> Path:
+    return inside(bundle, f"outputs/{check_key(key, 'run')}")
+
+
+def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout, *,
+            runner_command: Sequence[str], details: Mapping[str, Any] | None = None,
+            workdir: Path | None = None) -> str:
+    """Record one run (inputs written, command line added to run.sh); returns its key."""
+    bundle = Path(bundle)
+    set_key = input_set_key(inputs, layout)
+    key = run_key(model.key, set_key, layout)
+    folder = ensure_inputs(bundle, set_key, inputs, layout)
+    output = f"outputs/{key}"
+    argv = runner_argv(runner_command, model.om, [f"{folder}/{d}" for d in layout.input_dirs], output, layout)
+    entry = {"key": key, "model": model.key, "input_set": set_key, "output_dir": output, "argv": argv,
+             "log": f"{output}/{log_name(layout)}", "sample_ids": list(inputs.sample_ids),
+             "layout": layout.to_json(), **dict(details or {}), **run_context(workdir)}
+    with locked(bundle):
+        _write_atomic(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
+        regenerate(bundle)
+    return key
+
+
+def load_run_layout(bundle: Path, key: str) -> RunLayout:
+    entry = json.loads(inside(bundle, f"entries/runs/{check_key(key, 'run')}.json").read_text())
+    return RunLayout.from_json(entry["layout"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# manifest.json and run.sh, rebuilt from every entry
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _entries(bundle: Path, kind: str) -> list[dict]:
+    folder = bundle / "entries" / kind
+    entries = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            entries.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as error:
+            raise BundleError(f"{path}: not JSON ({error})") from None
+    return entries
+
+
+def _common(values: Sequence[str | None]) -> str | None:
+    known = [v for v in values if v]
+    return known[-1] if known else None
+
+
+def build_manifest(bundle: Path) -> dict:
+    models = _entries(bundle, "models")
+    runs = _entries(bundle, "runs")
+    sets = sorted({r["input_set"] for r in runs})
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "recipe": _common([e.get("recipe") for e in models + runs]),
+        "workspace": _common([e.get("workspace") for e in models + runs]),
+        "models": models,
+        "runs": runs,
+        "input_sets": [{"key": s, "dir": f"inputs/{s}"} for s in sets],
+    }
+
+
+def _line(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+SCRIPT_HEADER = """\
+#!/usr/bin/env bash
+# Written by porter (ascend310 plugin), bundle format {version}. Run it on an Ascend host:
+#     bash run.sh
+# It compiles each model with atc (skipped when its .om exists) and runs msame / ais_bench over the inputs,
+# writing into outputs/. Then copy this whole folder back and run:  porter score <this folder>
+set -euo pipefail
+cd "$(dirname "$0")"
+if ! command -v atc >/dev/null 2>&1; then
+  for env_script in "${{ASCEND_TOOLKIT_HOME:-/usr/local/Ascend/ascend-toolkit/latest}}/set_env.sh" \\
+                    /usr/local/Ascend/ascend-toolkit/set_env.sh; do
+    if [ -f "$env_script" ]; then set +u; source "$env_script"; set -u; break; fi
+  done
+fi
+"""
+
+
+def build_script(manifest: Mapping[str, Any]) -> str:
+    lines = [SCRIPT_HEADER.format(version=FORMAT_VERSION)]
+    for model in manifest["models"]:
+        lines.append(f"\n# model {model['key']}")
+        if model["om_ready"]:
+            lines.append(f"# {model['om']} was compiled by porter; nothing to do")
+            continue
+        lines.append(f"if [ ! -s {shlex.quote(model['om'])} ]; then")
+        for aoe in model.get("aoe_argvs") or []:
+            lines.append(f"  {_line(aoe)}")
+        lines.append(f"  {_line(model['atc_argv'])}")
+        lines.append("fi")
+    for run in manifest["runs"]:
+        lines.append(f"\n# run {run['key']}: model {run['model']}, {len(run['sample_ids'])} samples, "
+                     f"{run['layout']['runner']} {run['layout']['outfmt']}")
+        lines.append(f"mkdir -p {shlex.quote(run['output_dir'])}")
+        lines.append(f"{_line(run['argv'])} 2>&1 | tee {shlex.quote(run['log'])}")
+    lines.append("\necho \"porter bundle: all commands finished; copy this folder back and run: porter score <folder>\"")
+    return "\n".join(lines) + "\n"
+
+
+def regenerate(bundle: Path) -> None:
+    """Rewrite manifest.json and run.sh from every entry (call with the bundle lock held)."""
+    manifest = build_manifest(bundle)
+    _write_atomic(bundle / MANIFEST, json.dumps(manifest, indent=1))
+    _write_atomic(bundle / RUN_SCRIPT, build_script(manifest), mode=0o755)
+
+
+def read_manifest(bundle: Path) -> dict:
+    path = Path(bundle) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing; expected a bundle written by `porter run --bundle`") from None
+    except json.JSONDecodeError as error:
+        raise BundleError(f"{path}: not JSON ({error})") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{path}: format is {manifest.get('format')!r}; expected {FORMAT!r}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{path}: format_version is {manifest.get('format_version')!r}; this porter reads "
+                          f"{FORMAT_VERSION}")
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------------------
+# `porter score BUNDLE`
+# ---------------------------------------------------------------------------------------------------------
+
+
+def returned_runs(bundle: Path, manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Run keys whose outputs came back, and those still waiting."""
+    from porter_ascend310.runners import has_outputs
+
+    done, waiting = [], []
+    for run in manifest["runs"]:
+        layout = RunLayout.from_json(run["layout"])
+        (done if has_outputs(layout, inside(bundle, run["output_dir"])) else waiting).append(run["key"])
+    return done, waiting
+
+
+def score_bundle(bundle: Path, *, recipe: str | None = None, workspace: str | None = None,
+                 force: bool = False) -> int:
+    """Re-run the bundle's recipe with ``--bundle`` so the returned outputs go through the normal pipeline."""
+    from porter.cli.main import main as porter_main
+
+    bundle = Path(bundle).resolve()
+    manifest = read_manifest(bundle)
+    workspace = workspace or manifest.get("workspace")
+    recipe = recipe or manifest.get("recipe") or recipe_of_workspace(workspace)
+    if not recipe:
+        raise BundleError(f"{bundle / MANIFEST}: no recipe recorded; pass it: porter score {bundle} --recipe FILE")
+    if not Path(recipe).is_file():
+        raise BundleError(f"recipe {recipe} (recorded in {bundle / MANIFEST}) does not exist; pass --recipe FILE")
+    done, waiting = returned_runs(bundle, manifest)
+    print(f"porter score: {len(done)} of {len(done) + len(waiting)} runs in {bundle} have outputs"
+          + (f"; still waiting for {', '.join(waiting)}" if waiting else ""))
+    argv = ["run", str(recipe), "--bundle", str(bundle)]
+    if workspace:
+        argv += ["--workspace", str(workspace)]
+    if force:
+        argv += ["--force", "run"]
+    try:
+        code = porter_main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    return int(code or 0)
+
+
+def add_score_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score the outputs an Ascend host wrote into a bundle (after `bash run.sh` there)",
+        description="Reads BUNDLE/manifest.json and re-runs the recorded recipe with --bundle BUNDLE, so the "
+                    "outputs that came back are parsed and scored by the same pipeline and report as a local run.")
+    parser.add_argument("bundle", type=Path, help="bundle folder written by `porter run --bundle`")
+    parser.add_argument("--recipe", help="recipe file (default: the one recorded in the manifest)")
+    parser.add_argument("--workspace", help="workspace folder (default: the one recorded in the manifest)")
+    parser.add_argument("--force", action="store_true", help="re-read the outputs even if a run is cached")
+    parser.set_defaults(func=lambda args: score_bundle(args.bundle, recipe=args.recipe,
+                                                       workspace=args.workspace, force=args.force))
+
+
+__all__ = [
+    "score_bundle", "add_score_command", "returned_runs",
+    "FORMAT", "FORMAT_VERSION", "ModelEntry", "BundleError", "inside", "check_key", "model_key", "add_model",
+    "add_run", "input_set_key", "run_key", "run_output_dir", "load_run_layout", "build_manifest",
+    "build_script", "regenerate", "read_manifest", "run_context", "RECIPE_VARIABLE", "WORKSPACE_VARIABLE",
+]

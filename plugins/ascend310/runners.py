@@ -1,0 +1,475 @@
+"""msame and ais_bench: their input layout, their argument lists, and reading back what they wrote.
+
+Input layout (both tools): one folder per model input, holding identically named raw files ``data1.bin``,
+``data2.bin``, ... (sample i of the InputSet is ``data{i+1}``), each padded with zeros to the compiled static
+shape. The tools pair files by name across the folders and run one inference per file.
+
+Outputs: msame writes a new timestamp-named folder under ``--output`` holding ``data1_output_0.bin``;
+ais_bench writes ``<output>/<output_dirname>/data1_0.npy`` and ``<output>/<output_dirname>_summary.json``.
+BIN and TXT files carry no shape, so they are reshaped with the compiled model's output shapes and dtypes.
+Timing: msame prints "Inference time: X ms" per file; ais_bench's summary JSON lists NPU compute times.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from porter.artifacts import CompiledModel, InputSet, Timing, TensorSpec
+from porter.errors import InputError, PorterError
+from porter.specs import Option
+
+RUNNERS = ("msame", "ais_bench")
+OUTFMTS = {"msame": ("BIN", "TXT"), "ais_bench": ("BIN", "NPY", "TXT")}
+AIS_BENCH_DIRNAME = "result"
+FLAG_FIELD = "target.flags"
+
+RUN_FLAGS: dict[str, Option] = {
+    "runner": Option("str", default="msame", choices=RUNNERS, help="tool that runs the .om over the inputs"),
+    "outfmt": Option("str", default="BIN", choices=("BIN", "TXT", "NPY"),
+                     help="output file format (msame: BIN|TXT; ais_bench: BIN|NPY|TXT); BIN and NPY are exact"),
+    "device": Option("int", help="NPU device id"),
+    "warmup_count": Option("int", help="ais_bench warm-up inferences before timing (its default is 1)"),
+    "loop": Option("int", help="ais_bench: run the input set this many times"),
+}
+
+
+class OutputFormatError(PorterError):
+    """Files a runner wrote do not match the compiled model's outputs."""
+
+
+def _bad(name: str, message: str) -> InputError:
+    return InputError(message, field=f"{FLAG_FIELD}.{name}")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    runner: str = "msame"
+    outfmt: str = "BIN"
+    device: int | None = None
+    warmup_count: int | None = None
+    loop: int | None = None
+
+    @classmethod
+    def from_flags(cls, flags: Mapping[str, Any]) -> "RunSettings":
+        runner = flags.get("runner") or "msame"
+        if runner not in RUNNERS:
+            raise _bad("runner", f"is {runner!r}; expected one of {', '.join(RUNNERS)}")
+        outfmt = str(flags.get("outfmt") or "BIN").upper()
+        if outfmt not in OUTFMTS[runner]:
+            raise _bad("outfmt", f"is {outfmt!r}; {runner} writes {'|'.join(OUTFMTS[runner])}")
+        numbers = {}
+        for name in ("device", "warmup_count", "loop"):
+            value = flags.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise _bad(name, f"is {value!r}; expected a non-negative integer")
+            numbers[name] = value
+        if runner == "msame" and (numbers["warmup_count"] is not None or numbers["loop"] is not None):
+            name = "warmup_count" if numbers["warmup_count"] is not None else "loop"
+            raise _bad(name, "is an ais_bench option; msame ignores loops over an input folder")
+        return cls(runner=runner, outfmt=outfmt, **numbers)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The layout one run uses: shapes fed, files named, outputs expected. Recorded in a bundle's manifest.
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    runner: str
+    outfmt: str
+    stems: tuple[str, ...]  # data1, data2, ... in InputSet order
+    input_dirs: tuple[str, ...]  # folder names, one per model input, in model input order
+    inputs: tuple[TensorSpec, ...]  # the shapes fed (static, padded to)
+    outputs: tuple[TensorSpec, ...]  # shapes and dtypes the files are read with
+    dynamic_args: tuple[str, ...] = ()  # --dymBatch 1 / --dymDims ... / --dymHW ...
+    device: int | None = None
+    warmup_count: int | None = None
+    loop: int | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["inputs"] = [_spec_json(s) for s in self.inputs]
+        data["outputs"] = [_spec_json(s) for s in self.outputs]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RunLayout":
+        values = dict(data)
+        for key in ("stems", "input_dirs", "dynamic_args"):
+            values[key] = tuple(values.get(key) or ())
+        values["inputs"] = tuple(_spec_from_json(s) for s in data["inputs"])
+        values["outputs"] = tuple(_spec_from_json(s) for s in data["outputs"])
+        return cls(**values)
+
+
+def _spec_json(spec: TensorSpec) -> dict:
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype}
+
+
+def _spec_from_json(data: Mapping[str, Any]) -> TensorSpec:
+    return TensorSpec(name=data["name"], shape=tuple(data["shape"]), dtype=data["dtype"])
+
+
+def input_dir_names(names: Sequence[str]) -> tuple[str, ...]:
+    """One safe, distinct folder name per model input (ONNX names may hold ':', '/', '.')."""
+    folders: list[str] = []
+    for name in names:
+        folder = re.sub(r"[^A-Za-z0-9_-]", "_", name).strip("_") or "input"
+        while folder in folders:
+            folder += "_"
+        folders.append(folder)
+    return tuple(folders)
+
+
+def _sample_dims(inputs: InputSet, names: Sequence[str]) -> dict[str, list[tuple[int, ...]]]:
+    dims: dict[str, list[tuple[int, ...]]] = {name: [] for name in names}
+    for index in range(len(inputs)):
+        sample = inputs.load(index)
+        for name in names:
+            if name not in sample:
+                raise InputError(f"sample {inputs.sample_ids[index]!r} has no tensor {name!r} (it has "
+                                 f"{', '.join(sample)}); the compiled model needs {', '.join(names)}",
+                                 file=inputs.path)
+            dims[name].append(tuple(np.shape(sample[name])))
+    return dims
+
+
+def choose_run_shapes(compiled: CompiledModel, inputs: InputSet) -> tuple[dict[str, tuple[int, ...]], tuple[str, ...]]:
+    """The static shape each input is padded to, and the dynamic-profile arguments the runner needs.
+
+    The compiled shapes come from atc's --input_shape (compiled.details["input_shapes"], -1 where dynamic);
+    for a dynamic model the smallest profile that holds every sample is chosen.
+    """
+    atc_shapes: dict[str, list[int]] = {k: list(v) for k, v in compiled.details["input_shapes"].items()}
+    dynamic = compiled.details.get("dynamic")
+    seen = _sample_dims(inputs, list(atc_shapes))
+    for name, shapes in seen.items():
+        for index, shape in enumerate(shapes):
+            if len(shape) != len(atc_shapes[name]):
+                raise InputError(f"sample {inputs.sample_ids[index]!r} tensor {name!r} has shape {shape}; the "
+                                 f"compiled model takes rank {len(atc_shapes[name])} ({atc_shapes[name]})",
+                                 file=inputs.path)
+            if shape and shape[0] != 1:
+                raise InputError(f"sample {inputs.sample_ids[index]!r} tensor {name!r} has batch {shape[0]}; "
+                                 "msame/ais_bench inputs are fed one sample (batch 1) per file", file=inputs.path)
+    largest = {name: [max(s[axis] for s in shapes) if shapes else 1 for axis in range(len(atc_shapes[name]))]
+               for name, shapes in seen.items()}
+    args: list[str] = []
+    if dynamic:
+        option, profiles = dynamic["option"], [list(p) for p in dynamic["profiles"]]
+        wildcards = [(name, axis) for name, dims in atc_shapes.items() for axis, d in enumerate(dims) if d == -1]
+        if option == "dynamic_batch_size":
+            if [1] not in profiles:
+                raise InputError(f"dynamic_batch_size profiles {profiles} lack 1; the runners feed batch 1",
+                                 field=f"{FLAG_FIELD}.dynamic_batch_size")
+            chosen = [1] * len(wildcards)
+            args = ["--dymBatch", "1"]
+        else:
+            needed = [largest[name][axis] for name, axis in wildcards]
+            if option == "dynamic_image_size":
+                # one H,W pair for the whole model: every input's -1 pair takes the same profile
+                needed = [max(needed[0::2]), max(needed[1::2])]
+            fitting = [p for p in profiles if all(v >= n for v, n in zip(p, needed))]
+            if not fitting:
+                raise InputError(f"no {option} profile holds the largest sample (needs {needed}); profiles are "
+                                 f"{profiles}", field=f"{FLAG_FIELD}.{option}")
+            best = min(fitting, key=lambda p: (math.prod(p), p))
+            chosen = best * (len(wildcards) // 2) if option == "dynamic_image_size" else best
+            if option == "dynamic_image_size":
+                args = ["--dymHW", f"{best[0]},{best[1]}"]
+        for (name, axis), value in zip(wildcards, chosen):
+            atc_shapes[name][axis] = value
+        if option == "dynamic_dims":
+            args = ["--dymDims", ";".join(f"{n}:{','.join(map(str, d))}" for n, d in atc_shapes.items())]
+    for name, dims in atc_shapes.items():
+        for axis, (limit, need) in enumerate(zip(dims, largest[name])):
+            if need > limit:
+                raise InputError(f"tensor {name!r} dim {axis} reaches {need} in the input set but the compiled "
+                                 f"model takes at most {limit} (shape {dims}); compile with a larger static "
+                                 "shape or a dynamic_* profile", file=inputs.path)
+    return {name: tuple(dims) for name, dims in atc_shapes.items()}, tuple(args)
+
+
+def pad_to(array: np.ndarray, shape: Sequence[int], dtype: str, where: str) -> np.ndarray:
+    """Zero-pad ``array`` at the end of each axis to ``shape`` and cast it to ``dtype`` without losing values."""
+    array = np.asarray(array)
+    target = np.dtype(dtype)
+    cast = array.astype(target)
+    if array.dtype.kind in "iub" and not np.array_equal(cast.astype(array.dtype), array):
+        raise InputError(f"{where}: values do not fit the compiled dtype {target.name}")
+    padded = np.zeros(tuple(shape), dtype=target)
+    padded[tuple(slice(0, n) for n in cast.shape)] = cast
+    return padded
+
+
+def write_input_files(inputs: InputSet, layout: RunLayout, dest: Path) -> None:
+    """Write the msame/ais_bench input folders under ``dest`` (each file written then renamed)."""
+    for folder in layout.input_dirs:
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+    for index in range(len(inputs)):
+        sample = inputs.load(index)
+        for spec, folder in zip(layout.inputs, layout.input_dirs):
+            where = f"sample {inputs.sample_ids[index]!r} tensor {spec.name!r}"
+            data = pad_to(sample[spec.name], spec.shape, spec.dtype, where)
+            final = dest / folder / f"{layout.stems[index]}.bin"
+            partial = final.with_name(final.name + ".partial")
+            data.tofile(partial)
+            partial.replace(final)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Argument lists
+# ---------------------------------------------------------------------------------------------------------
+
+
+def msame_argv(msame: Sequence[str], om: str, input_dirs: Sequence[str], output: str, layout: RunLayout) -> list[str]:
+    argv = [*msame, "--model", om, "--input", ",".join(input_dirs), "--output", output, "--outfmt", layout.outfmt]
+    if layout.device is not None:
+        argv += ["--device", str(layout.device)]
+    return argv + list(layout.dynamic_args)
+
+
+def ais_bench_argv(ais_bench: Sequence[str], om: str, input_dirs: Sequence[str], output: str,
+                   layout: RunLayout) -> list[str]:
+    argv = [*ais_bench, "--model", om, "--input", ",".join(input_dirs), "--output", output,
+            "--output_dirname", AIS_BENCH_DIRNAME, "--outfmt", layout.outfmt, "--batchsize", "1"]
+    for name in ("device", "warmup_count", "loop"):
+        value = getattr(layout, name)
+        if value is not None:
+            argv += [f"--{name}", str(value)]
+    return argv + list(layout.dynamic_args)
+
+
+def runner_argv(command: Sequence[str], om: str, input_dirs: Sequence[str], output: str,
+                layout: RunLayout) -> list[str]:
+    build = msame_argv if layout.runner == "msame" else ais_bench_argv
+    return build(command, om, input_dirs, output, layout)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Output shapes of a compiled model at the fed shapes
+# ---------------------------------------------------------------------------------------------------------
+
+
+def infer_output_specs(onnx_path: Path, input_shapes: Mapping[str, Sequence[int]],
+                       outputs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray] | None = None) -> tuple[TensorSpec, ...]:
+    """Output shapes for static ``input_shapes``: ONNX shape inference, or one ONNX Runtime run on ``feed``
+    (a real padded sample) where inference leaves a dim unknown. dtypes come from ``outputs``."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    for value in model.graph.input:
+        if value.name in input_shapes:
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(dims, input_shapes[value.name]):
+                dim.Clear()
+                dim.dim_value = int(size)
+    shapes: dict[str, tuple] = {}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        for value in inferred.graph.output:
+            dims = value.type.tensor_type.shape.dim
+            if dims and all(d.HasField("dim_value") for d in dims):
+                shapes[value.name] = tuple(d.dim_value for d in dims)
+            elif not dims and value.type.tensor_type.HasField("shape"):
+                shapes[value.name] = ()
+    except Exception:  # shape inference gives up on some graphs; the run below is authoritative
+        shapes = {}
+    if any(spec.name not in shapes for spec in outputs):
+        if feed is None:
+            raise OutputFormatError(f"{onnx_path}: cannot infer output shapes for inputs {dict(input_shapes)}")
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        results = session.run([spec.name for spec in outputs], dict(feed))
+        shapes = {spec.name: tuple(r.shape) for spec, r in zip(outputs, results)}
+    return tuple(TensorSpec(name=spec.name, shape=shapes[spec.name], dtype=spec.dtype) for spec in outputs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading outputs
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _read_array(path: Path, spec: TensorSpec, fmt: str) -> np.ndarray:
+    if not path.is_file():
+        raise OutputFormatError(f"{path}: missing; expected output {spec.name!r} here")
+    if fmt == "NPY":
+        array = np.load(path, allow_pickle=False)
+        expected = math.prod(spec.shape)
+        if array.size != expected:
+            raise OutputFormatError(f"{path}: output {spec.name!r} has shape {array.shape}; the compiled model "
+                                    f"gives {spec.shape}")
+        return array.reshape(spec.shape)
+    dtype = np.dtype(spec.dtype)
+    if fmt == "BIN":
+        flat = np.fromfile(path, dtype=dtype)
+    else:
+        text = path.read_text(errors="replace").split()
+        try:
+            flat = np.array([float(v) for v in text], dtype=np.float64).astype(dtype)
+        except ValueError as error:
+            raise OutputFormatError(f"{path}: output {spec.name!r} is not whitespace-separated numbers: {error}")
+    expected = math.prod(spec.shape)
+    if flat.size != expected:
+        raise OutputFormatError(f"{path}: output {spec.name!r} holds {flat.size} {dtype.name} values; expected "
+                                f"{expected} for shape {spec.shape}")
+    return flat.reshape(spec.shape)
+
+
+def output_file_names(layout: RunLayout, stem: str) -> list[str]:
+    ext = layout.outfmt.lower()
+    if layout.runner == "msame":
+        return [f"{stem}_output_{k}.{ext}" for k in range(len(layout.outputs))]
+    return [f"{stem}_{k}.{ext}" for k in range(len(layout.outputs))]
+
+
+def find_result_dir(layout: RunLayout, output_dir: Path) -> Path:
+    """Where the runner put its files: msame's newest timestamp folder, or ais_bench's output_dirname."""
+    if layout.runner == "ais_bench":
+        found = output_dir / AIS_BENCH_DIRNAME
+        if not found.is_dir():
+            raise OutputFormatError(f"{output_dir}: no {AIS_BENCH_DIRNAME}/ folder; ais_bench has not run here")
+        return found
+    first = output_file_names(layout, layout.stems[0])[0] if layout.stems else None
+    folders = [d for d in output_dir.iterdir() if d.is_dir()] if output_dir.is_dir() else []
+    folders = [d for d in folders if first is None or (d / first).is_file()]
+    if not folders:
+        raise OutputFormatError(f"{output_dir}: no msame result folder holding {first}; msame has not run here")
+    return max(folders, key=lambda d: (d.stat().st_mtime, d.name))
+
+
+def read_outputs(layout: RunLayout, output_dir: Path) -> list[dict[str, np.ndarray]]:
+    """Every sample's outputs, in InputSet order."""
+    result_dir = find_result_dir(layout, output_dir)
+    samples = []
+    for stem in layout.stems:
+        names = output_file_names(layout, stem)
+        samples.append({spec.name: _read_array(result_dir / name, spec, layout.outfmt)
+                        for spec, name in zip(layout.outputs, names)})
+    return samples
+
+
+_PROCESS_FILE = re.compile(r"start to process file\s*:?\s*(\S+)")
+_INFERENCE_TIME = re.compile(r"^\s*Inference time\s*:\s*([0-9.eE+-]+)\s*ms", re.MULTILINE)
+_AVERAGE = re.compile(r"Inference average time\s*:\s*([0-9.eE+-]+)\s*ms")
+_AVERAGE_AFTER_FIRST = re.compile(r"Inference average time without first time\s*:\s*([0-9.eE+-]+)\s*ms")
+
+
+def parse_msame_log(text: str, stems: Sequence[str]) -> tuple[Timing, dict]:
+    """Per-file inference times (ms) from msame's printout, ordered like ``stems``."""
+    per_file: dict[str, float] = {}
+    ordered: list[float] = []
+    current = None
+    for line in text.splitlines():
+        started = _PROCESS_FILE.search(line)
+        if started:
+            current = Path(started.group(1)).name.split(".")[0]
+            continue
+        timed = _INFERENCE_TIME.match(line)
+        if timed:
+            value = float(timed.group(1))
+            ordered.append(value)
+            if current is not None:
+                per_file[current] = value
+                current = None
+    if per_file and all(stem in per_file for stem in stems):
+        latencies = [per_file[stem] for stem in stems]
+    else:
+        latencies = ordered
+    details: dict[str, Any] = {"timing_source": "msame per-file 'Inference time'"}
+    average = _AVERAGE.search(text)
+    after_first = _AVERAGE_AFTER_FIRST.search(text)
+    if average:
+        details["msame_average_ms"] = float(average.group(1))
+    if after_first:
+        details["msame_average_without_first_ms"] = float(after_first.group(1))
+    if not latencies and average:
+        latencies = [float(average.group(1))]
+        details["timing_source"] = "msame average only (no per-file times printed)"
+    if not latencies:
+        details["timing_source"] = "msame printed no inference times"
+    timing = Timing(latencies_ms=tuple(latencies), wall_seconds=sum(latencies) / 1000.0, warmup=0, batch_size=1)
+    return timing, details
+
+
+def summary_path(output_dir: Path) -> Path:
+    return output_dir / f"{AIS_BENCH_DIRNAME}_summary.json"
+
+
+def parse_ais_bench_summary(path: Path, warmup: int | None) -> tuple[Timing, dict]:
+    """NPU compute times and throughput from ais_bench's summary JSON."""
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise OutputFormatError(f"{path}: missing; ais_bench writes its summary here") from None
+    except json.JSONDecodeError as error:
+        raise OutputFormatError(f"{path}: not JSON ({error})") from None
+    compute = summary.get("NPU_compute_time")
+    if not isinstance(compute, Mapping) or "mean" not in compute:
+        raise OutputFormatError(f"{path}: no NPU_compute_time.mean; not an ais_bench summary")
+    percentile = next((compute[k] for k in ("percentile(99%)", "P99", "P99.0") if k in compute), None)
+    stats = {"mean_ms": compute.get("mean"), "median_ms": compute.get("median"), "min_ms": compute.get("min"),
+             "max_ms": compute.get("max"), "p99_ms": percentile, "throughput": summary.get("throughput"),
+             "h2d_mean_ms": (summary.get("H2D_latency") or {}).get("mean"),
+             "d2h_mean_ms": (summary.get("D2H_latency") or {}).get("mean")}
+    raw = summary.get("npu_compute_time_list") or []
+    # multi-threaded runs record (start, end) intervals instead of durations
+    latencies = [float(v[1]) - float(v[0]) if isinstance(v, (list, tuple)) else float(v) for v in raw]
+    details: dict[str, Any] = {"timing_source": "ais_bench npu_compute_time_list", "ais_bench_summary": stats}
+    if not latencies:
+        latencies = [float(compute["mean"])]
+        details["timing_source"] = "ais_bench NPU_compute_time.mean only"
+    timing = Timing(latencies_ms=tuple(latencies), wall_seconds=sum(latencies) / 1000.0,
+                    warmup=1 if warmup is None else warmup, batch_size=1)
+    return timing, details
+
+
+def log_name(layout: RunLayout) -> str:
+    return f"{layout.runner}.log"
+
+
+def read_timing(layout: RunLayout, output_dir: Path) -> tuple[Timing, dict]:
+    if layout.runner == "ais_bench":
+        return parse_ais_bench_summary(summary_path(output_dir), layout.warmup_count)
+    log = output_dir / log_name(layout)
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return parse_msame_log(text, layout.stems)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    samples: list[dict[str, np.ndarray]] = field(default_factory=list)
+    timing: Timing | None = None
+    details: dict = field(default_factory=dict)
+
+
+def collect(layout: RunLayout, output_dir: Path) -> RunResult:
+    """Outputs and timing of one finished run, from the files the runner left in ``output_dir``."""
+    samples = read_outputs(layout, output_dir)
+    timing, details = read_timing(layout, output_dir)
+    return RunResult(samples=samples, timing=timing, details=details)
+
+
+def has_outputs(layout: RunLayout, output_dir: Path) -> bool:
+    """True when a finished run's files for every sample are in ``output_dir``."""
+    try:
+        result_dir = find_result_dir(layout, output_dir)
+    except OutputFormatError:
+        return False
+    return all((result_dir / name).is_file() for stem in layout.stems for name in output_file_names(layout, stem))
+
+
+__all__ = [
+    "RUNNERS", "RUN_FLAGS", "RunSettings", "RunLayout", "RunResult", "OutputFormatError", "choose_run_shapes",
+    "write_input_files", "input_dir_names", "pad_to", "msame_argv", "ais_bench_argv", "runner_argv",
+    "infer_output_specs", "read_outputs", "parse_msame_log", "parse_ais_bench_summary", "collect",
+    "has_outputs", "find_result_dir", "output_file_names", "summary_path", "log_name", "AIS_BENCH_DIRNAME",
+]
