@@ -3,7 +3,8 @@
 Each sample is ``{"spect": [1, 1, F, T] float32, "lengths": [1] int32}`` at the utterance's natural length;
 batching runners pad. When the export is static, the seed's device layout is written too: one padded
 ``device/spect/data{i}.bin`` (float32, [1, 1, F, static_length]) and ``device/sizes/data{i}.bin`` (one int32)
-per sample, ``i`` being the sample's index in the InputSet.
+per sample, numbered from 1 as the seed and the msame/ais_bench runners number them (sample ``k`` of the InputSet
+is ``data{k+1}``).
 """
 from __future__ import annotations
 
@@ -197,19 +198,20 @@ class DeviceLayout:
     def write(self, index: int, spect: np.ndarray, lengths: np.ndarray) -> None:
         padded = np.zeros(spect.shape[:-1] + (self.static_length,), dtype=np.float32)
         padded[..., :spect.shape[-1]] = spect
-        _write_atomic(self.folder / "spect" / f"data{index}.bin", padded.tobytes())
-        _write_atomic(self.folder / "sizes" / f"data{index}.bin", lengths.astype(np.int32).tobytes())
+        number = index + 1
+        _write_atomic(self.folder / "spect" / f"data{number}.bin", padded.tobytes())
+        _write_atomic(self.folder / "sizes" / f"data{number}.bin", lengths.astype(np.int32).tobytes())
 
     def describe(self, count: int) -> dict:
         return {
             "folder": DEVICE_FOLDER,  # relative to the InputSet's path
-            "spect": "spect/data{index}.bin",
-            "sizes": "sizes/data{index}.bin",
+            "spect": "spect/data{number}.bin",
+            "sizes": "sizes/data{number}.bin",
             "spect_shape": [1, 1, self.bins, self.static_length],
             "spect_dtype": "float32",
             "sizes_dtype": "int32",
             "count": count,
-            "index": "the sample's index in the InputSet, from 0",
+            "number": "the sample's index in the InputSet plus 1 (data1.bin is sample 0)",
         }
 
 

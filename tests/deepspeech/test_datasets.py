@@ -149,3 +149,40 @@ def test_tree_errors(tmp_path, forms):
     odd.write_bytes(b"\x00\x01\x02")
     with pytest.raises(InputError, match=r"odd\.raw: has 3 bytes, an odd count"):
         read_raw_s16be(odd)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The synthetic corpus through the preprocess hook: generated on first use, then reused
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_an4_synth_is_generated_once_then_reused(tmp_path):
+    from pipeline_support import dataset_config, deepspeech_plugins, model_config, require_tools, tiny_checkpoint
+
+    require_tools("espeak-ng", "flite", "festival", "sox")
+    plugins, checkpoint = deepspeech_plugins(), tiny_checkpoint(tmp_path / "tiny.ckpt", hidden=16, layers=1)
+    root = tmp_path / "corpus"
+    dataset = dataset_config("an4_synth", root=root, splits=["test_unseen_voices"], limit=2)
+    model = model_config(checkpoint, dynamic=True)
+    first = tmp_path / "first"
+    first.mkdir()
+    inputs = plugins.hook.porter_preprocess(dataset=dataset, model=model, workdir=first)
+    assert inputs.sample_ids == ("test_unseen_voices_00000", "test_unseen_voices_00001")
+    assert inputs.groups == ("test_unseen_voices",) * 2
+    manifest = root / "test_unseen_voices_manifest.json"
+    utterances = read_manifest(manifest)
+    assert len(utterances) == 130  # the whole split is made; limit only selects
+    assert inputs.references == tuple(u.transcript for u in utterances[:2]) and all(inputs.references)
+    stamps = {u.id: u.audio.stat().st_mtime_ns for u in utterances}
+
+    second = tmp_path / "second"
+    second.mkdir()
+    again = plugins.hook.porter_preprocess(dataset=dataset, model=model, workdir=second)
+    assert again.references == inputs.references
+    assert {u.id: u.audio.stat().st_mtime_ns for u in read_manifest(manifest)} == stamps
+    np.testing.assert_array_equal(again.load(1)["spect"], inputs.load(1)["spect"])
+
+    other_seed = dataset_config("an4_synth", root=root, splits=["test_unseen_voices"], seed=7)
+    with pytest.raises(InputError, match=r"corpus: holds a corpus generated with seed 1234, but the recipe asks "
+                                         r"for seed 7"):
+        plugins.hook.porter_preprocess(dataset=other_seed, model=model, workdir=second)

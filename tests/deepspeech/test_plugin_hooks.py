@@ -83,12 +83,12 @@ def test_preprocess_real_speech(env, static_inputs):
         # the seed's device layout: padded float32 spect and an int32 size per utterance
         layout = inputs.details["device_layout"]
         device = inputs.path / layout["folder"]
-        padded = np.fromfile(device / layout["spect"].format(index=index), dtype=np.float32)
+        padded = np.fromfile(device / layout["spect"].format(number=index + 1), dtype=np.float32)
         assert padded.size == 161 * STATIC
         padded = padded.reshape(161, STATIC)
         np.testing.assert_array_equal(padded[:, :frames], arrays["spect"][0, 0])
         assert not padded[:, frames:].any()
-        assert np.fromfile(device / layout["sizes"].format(index=index), dtype=np.int32).tolist() == [frames]
+        assert np.fromfile(device / layout["sizes"].format(number=index + 1), dtype=np.int32).tolist() == [frames]
 
 
 def test_all_three_an4_forms_preprocess_identically(env, static_inputs, tmp_path):
