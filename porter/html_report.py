@@ -37,7 +37,7 @@ h3 { font-size: 1.05em; margin-bottom: 0.3em; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0 12px 0; }
 th, td { border: 1px solid #d0d0d0; padding: 3px 6px; vertical-align: top; }
-th { background: #eef1f5; text-align: left; }
+th { background: #eef1f5; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr:nth-child(even) td { background: #fafafa; }
 tr.pareto td { background: #eaf6ea; }
@@ -259,20 +259,32 @@ def plot_latency_distribution(report: RunReport) -> str | None:
 
 def _variants_section(report: RunReport, metric: str | None) -> str:
     header, rows = table_rows(report)
-    header = header + ["peak RSS MB"]
-    classes = []
+    # per-subset metrics (``wer/unseen_voices``) get their own table: in one table the page scrolls sideways
+    subset_metrics = {m for v in report.variants for m in v.metrics if "/" in m}
+    subset_cols = [i for i, h in enumerate(header) if h in subset_metrics]
+    main_cols = [i for i in range(len(header)) if i not in subset_cols]
+    main_header = [header[i] for i in main_cols] + ["peak RSS MB"]
+    main_rows, subset_rows, classes = [], [], []
     for v, row in zip(report.variants, rows):
-        row.append(_fmt(v.peak_rss_mb, 0))
+        # the text table joins flags with bare commas; spaces let the browser wrap a long flag list
+        row[3] = row[3].replace(",", ", ")
+        main_rows.append([row[i] for i in main_cols] + [_fmt(v.peak_rss_mb, 0)])
+        subset_rows.append([row[0]] + [row[i] for i in subset_cols])
         classes.append("pareto" if v.pareto else (v.status if v.status != "ok" else ""))
-    first_numeric = 4
-    out = [_table(header, rows, numeric=set(range(first_numeric, len(header) - 2)) | {len(header) - 1},
-                  row_classes=classes)]
+    text_cols = {0, 1, 2, 3, main_header.index("cache"), main_header.index("status")} \
+        if "cache" in main_header and "status" in main_header else {0, 1, 2, 3}
+    out = [_table(main_header, main_rows, numeric=set(range(len(main_header))) - text_cols, row_classes=classes)]
     legend = ["* on the accuracy/latency Pareto front" + (f" ({_e(metric)} vs p50 latency)" if metric else ""),
               "(ref) the reference variant the Δ columns are measured against",
               "[estimate] a CPU emulation of a device's precision: its accuracy is an estimate and its latency "
               "is not the device's",
-              "run MB: memory the run stage added; cache: stages taken from the cache / stages"]
+              "run MB: memory the run stage added; peak RSS MB: the process's peak during the variant's stages; "
+              "cache: stages taken from the cache / stages"]
     out.append('<p class="note">' + "<br>".join(legend) + "</p>")
+    if subset_cols:
+        out.append("<h3>Metrics per subset</h3>")
+        out.append(_table([header[0]] + [header[i] for i in subset_cols], subset_rows,
+                          numeric=set(range(1, 1 + len(subset_cols))), row_classes=classes))
     for v in report.variants:
         if v.status != "ok":
             out.append(f'<p><span class="bad">{_e(v.name)}: {_e(v.status)}</span>: {_e(v.message)}</p>')
@@ -449,10 +461,10 @@ def _utterances_section(report: RunReport, metric: str | None, n: int) -> str:
             continue
         worst = worst_samples(v, metric, n)
         total = len(v.samples)
-        summary = f"{_e(v.name)}: {len(worst)} shown of {total} utterances"
         if not worst:
-            out.append(f"<details><summary>{summary}</summary><p>Every utterance is correct.</p></details>")
+            out.append(f'<p><b>{_e(v.name)}</b>: all {total} utterances without errors.</p>')
             continue
+        summary = f"{_e(v.name)}: {len(worst)} shown of {total} utterances"
         names: list[str] = []
         for s in worst:
             for k in (_attr(s, "errors", {}) or {}):
