@@ -20,7 +20,13 @@ def build_parser(plugins=None) -> argparse.ArgumentParser:
     for module in (run, validate, plugins_cmd, compare, doctor):
         module.add_parser(sub)
     if plugins is not None:
-        plugins.hook.porter_add_commands(subparsers=sub)
+        # one plugin's broken command must not take every other command down with it
+        for impl in plugins.hook.porter_add_commands.get_hookimpls():
+            try:
+                impl.function(subparsers=sub)
+            except Exception as exc:  # noqa: BLE001
+                print(f"porter: warning: plugin {impl.plugin_name!r} failed to add its commands: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
     return parser
 
 

@@ -51,6 +51,14 @@ def train_checkpoint(path, hidden: int = 16, steps: int = 200):
     torch.save(model.state_dict(), path)
 
 
+def _half_sleep(model_cfg, stage: str, workdir) -> None:
+    """Write a partial file, then sleep: a kill now leaves a half-done work directory behind."""
+    seconds = model_cfg.options.get("delays", {}).get(stage, 0)
+    if seconds:
+        (workdir / "partial.bin").write_bytes(b"\0" * 1024)
+        time.sleep(seconds)
+
+
 def _load(model_cfg) -> MLP:
     m = MLP(model_cfg.options["hidden"])
     m.load_state_dict(torch.load(model_cfg.options["checkpoint"], weights_only=True))
@@ -60,13 +68,16 @@ def _load(model_cfg) -> MLP:
 @hookimpl
 def porter_register_models():
     return [ModelSpec("mlp", "MLP classifier (test plugin)",
-                      options={"checkpoint": Option("path", required=True), "hidden": Option("int", 16)},
+                      options={"checkpoint": Option("path", required=True), "hidden": Option("int", 16),
+                               # seconds to sleep in a stage, so tests can interrupt it mid-way
+                               "delays": Option("dict", {})},
                       export_options={"opset": Option("int", 13)})]
 
 
 @hookimpl
 def porter_register_datasets():
-    return [DatasetSpec("blobs", "Gaussian blobs", options={"n": Option("int", 40), "seed": Option("int", 7)})]
+    return [DatasetSpec("blobs", "Gaussian blobs", options={"n": Option("int", 40), "seed": Option("int", 7),
+                                                          "delay": Option("float", 0.0)})]
 
 
 @hookimpl
@@ -102,6 +113,7 @@ def porter_preprocess(dataset, model, workdir):
     x, y = blobs(dataset.options["n"], dataset.options["seed"])
     for i in range(len(x)):
         write_sample(workdir, i, {"x": x[i:i + 1]})
+        time.sleep(dataset.options["delay"] / len(x))
     return InputSet(workdir, tuple(f"s{i}" for i in range(len(x))), ("x",), tuple(str(int(v)) for v in y),
                     groups=tuple("even" if i % 2 == 0 else "odd" for i in range(len(x))))
 
@@ -112,6 +124,7 @@ def porter_export(model, inputs, workdir):
         return None
     net = _load(model)
     path = workdir / "mlp.onnx"
+    _half_sleep(model, "export", workdir)
     torch.onnx.export(net, (torch.zeros(1, FEATURES),), str(path), input_names=["x"], output_names=["probs"],
                       dynamic_axes={"x": {0: "batch"}, "probs": {0: "batch"}}, opset_version=model.export["opset"],
                       dynamo=False)
@@ -134,6 +147,7 @@ def porter_run_reference(model, inputs, workdir):
     if model.name != "mlp":
         return None
     net = _load(model)
+    _half_sleep(model, "run_reference", workdir)
     lat = []
     t_all = 0.0
     with torch.no_grad():

@@ -52,7 +52,7 @@ def test_unchanged_rerun_reuses_every_stage(porter_project):
     assert code == 0
     report = _report(porter_project)
     assert report["stage_counts"]["computed"] == 0
-    assert report["stage_counts"]["cached"] == 6  # preprocess shared by both variants
+    assert report["stage_counts"]["cached"] == 7  # preprocess is shared by both variants: 1 + 2 + 4
     assert all(s["cache_hit"] for v in report["variants"] for s in v["stages"])
     assert "0 computed" in out
     assert warm < cold
