@@ -95,13 +95,13 @@ def porter_register_metrics():
 
 @hookimpl
 def porter_add_commands(subparsers):
-    try:
-        from . import cli
-    except ModuleNotFoundError as missing:
-        if missing.name != f"{__package__}.cli":
-            raise
+    import importlib
+    import importlib.util
+
+    name = f"{__package__}.cli"
+    if importlib.util.find_spec(name) is None:
         return  # the plugin's commands module has not landed yet
-    cli.add_commands(subparsers)
+    importlib.import_module(name).add_commands(subparsers)
 
 
 # ---------------------------------------------------------------------------------------------------------

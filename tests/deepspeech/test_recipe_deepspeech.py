@@ -1,0 +1,51 @@
+"""A deepspeech recipe through the real CLI: PyTorch reference and ONNX Runtime fp32 on a tiny checkpoint and a
+few real (espeak-ng) utterances; the two variants must transcribe identically."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from pipeline_support import PROMPTS, tiny_checkpoint, write_an4_forms
+
+
+def test_reference_and_onnxruntime_variants_score_identically(tmp_path, capsys):
+    from porter.cli.main import main
+
+    forms = write_an4_forms(tmp_path / "data")
+    tiny_checkpoint(tmp_path / "tiny.ckpt")
+    recipe = {
+        "name": "ds_tiny",
+        # relative paths resolve against the recipe file
+        "model": {"name": "deepspeech", "options": {"checkpoint": "tiny.ckpt"},
+                  "export": {"static_length": 200}},
+        "dataset": {"name": "an4", "options": {"manifest": "data/an4_test_manifest.json"}},
+        "target": {"name": "onnxruntime", "flags": {"warmup": 1}},
+        "metrics": ["wer", "cer"],
+        "variants": {"pytorch": {"reference": True}, "ort_fp32": {}},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    workspace = tmp_path / "ws"
+
+    code = main(["run", str(path), "--workspace", str(workspace), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err + out
+    report = json.loads((workspace / "report.json").read_text())
+    variants = {v["name"]: v for v in report["variants"]}
+    reference, ort = variants["pytorch"], variants["ort_fp32"]
+    assert [s["stage"] for s in ort["stages"]] == ["preprocess", "export", "compile", "run", "score"]
+    assert [s["stage"] for s in reference["stages"]] == ["preprocess", "run_reference", "score"]
+
+    # a random model transcribes badly, but both variants must transcribe exactly alike
+    for name in ("wer", "cer", "wer/test", "cer/test"):
+        assert ort["metrics"][name] == reference["metrics"][name]
+    assert reference["metrics"]["cer"] > 0
+    hypotheses = [s["hypothesis"] for s in reference["samples"]]
+    assert [s["hypothesis"] for s in ort["samples"]] == hypotheses and all(hypotheses)
+    assert [s["reference"] for s in ort["samples"]] == list(PROMPTS.values())
+    assert ort["deltas"]["wer"] == 0 and ort["deltas"]["cer"] == 0
+    # the export was checked on padded inputs against PyTorch
+    padded = [c for c in ort["checks"] if "padded" in c["label"]]
+    assert padded and all(c["max_abs_diff"] < 1e-5 for c in padded)
+    assert "ort_fp32" in out and "wer" in out.lower()
