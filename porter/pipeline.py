@@ -127,8 +127,10 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.latency_ms = {"p50": t.percentile(50), "p90": t.percentile(90), "p99": t.percentile(99),
                              "mean": (sum(t.latencies_ms) / len(t.latencies_ms)) if t.latencies_ms else math.nan}
             vr.throughput = t.throughput
-            vr.estimate = outputs.estimate
+            vr.estimate = outputs.estimate or any(
+                getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in v.passes)
             vr.details["run"] = dict(outputs.details)
+            vr.details["latencies_ms"] = list(t.latencies_ms)
         metrics: Metrics | None = results[path.score].value
         if metrics is not None:
             vr.metrics = dict(metrics.values)
@@ -140,6 +142,12 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         vr.artifacts = {f"{r.stage}:{r.label}": r.artifact_digest for r in records if r.artifact_digest}
         reports.append(vr)
 
+    try:
+        from porter.pareto import mark_pareto
+    except ImportError:
+        mark_pareto = None
+    if mark_pareto is not None:
+        mark_pareto(reports)
     ref = next((r for r in reports if r.reference and r.status == "ok"), None)
     if ref is not None:
         for r in reports:

@@ -55,6 +55,9 @@ class PassSpec:
     options: Mapping[str, Option] = field(default_factory=dict)
     version: str = "1"
     tolerance: float = 1e-4
+    # True for a pass that emulates another device's numerics (e.g. fp16 on the CPU): reports label the
+    # variant's figures as an estimate
+    estimate: bool = False
 
 
 @dataclass(frozen=True)
