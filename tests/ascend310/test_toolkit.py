@@ -141,3 +141,24 @@ def test_stage_resources():
     other = tb.target()
     other = type(other)(name="onnxruntime", flags={})
     assert plugin.porter_stage_resources(stage="compile", target=other) is None
+
+
+def test_graph_passes_are_dispatched_by_name(tmp_path, monkeypatch):
+    """The plugin registers whatever porter_ascend310.passes.PASSES holds and calls the named rewrite."""
+    import onnx
+
+    import porter_ascend310.passes as passes
+    from porter.specs import PassConfig, PassSpec
+
+    def rename_graph(model, name="renamed"):
+        model.graph.name = name
+        return model
+
+    spec = PassSpec("rename_graph_for_test", description="test-only pass")
+    monkeypatch.setattr(passes, "PASSES", {spec.name: (spec, rename_graph)}, raising=False)
+    assert plugin.porter_register_passes() == [spec]
+    model = onnx.load(str(tb.tiny_onnx(tmp_path / "tiny.onnx").path))
+    fixed = plugin.porter_graph_fix(graph_pass=PassConfig(spec.name, {"name": "g2", "unset": None}, 1e-4),
+                                    model=model)
+    assert fixed.graph.name == "g2"
+    assert plugin.porter_graph_fix(graph_pass=PassConfig("someone_elses_pass", {}, 1e-4), model=model) is None
