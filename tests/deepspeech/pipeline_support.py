@@ -8,7 +8,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # id -> transcript: short AN4-style prompts (spelled letters, digits, control words)
