@@ -1,0 +1,93 @@
+"""The recipe benches 2–6 run through porter: one demo-size DeepSpeech, one synthetic test split, the seed's
+method and porter's variants side by side.
+
+Variants (all on the onnxruntime target unless noted):
+  reference      PyTorch eager (the ΔWER/ΔCER baseline)
+  seed           the seed's method: static export padded to 621 frames, batch 1
+  seed_fixed     the same with the Ascend 310 graph passes applied (bench 4)
+  bucketed       dynamic batch/time axes, utterances sorted by length and batched (bench 2, 5)
+  int8_bucketed  int8 dynamic quantisation of the weights + bucketed batching (bench 3)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_CHECKPOINT = REPO / "plugins" / "deepspeech" / "checkpoints" / "an4_synth.ckpt"
+SEED_LENGTH = 621  # AN4's longest utterance in frames: the seed pads every utterance to it
+TEST_SPLIT = "test_unseen_voices"
+
+SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED, REFERENCE = "seed", "seed_fixed", "bucketed", "int8_bucketed", "reference"
+TIMED_VARIANTS = (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED)
+
+
+def demo_checkpoint(cache: Path) -> tuple[Path, str]:
+    """The shipped demo checkpoint when there is one, else random weights at the demo size (hidden 256 x 3).
+
+    Random weights make the speed figures valid and the accuracy figures meaningless (every variant decodes
+    noise); the second value says which it is.
+    """
+    if SHIPPED_CHECKPOINT.is_file():
+        return SHIPPED_CHECKPOINT, f"shipped checkpoint {SHIPPED_CHECKPOINT.relative_to(REPO)}"
+    path = cache / "demo_random_256x3.ckpt"
+    if not path.is_file():
+        import torch
+
+        from porter_deepspeech.checkpoint import save_checkpoint
+        from porter_deepspeech.labels import default_labels
+        from porter_deepspeech.model import DeepSpeech, ModelConfig, SpectConfig
+
+        torch.manual_seed(0)
+        cfg = ModelConfig(hidden_size=256, hidden_layers=3)
+        model = DeepSpeech(default_labels(), cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, model, labels=default_labels(), model_cfg=cfg, spect_cfg=SpectConfig())
+    return path, "random weights, hidden 256 x 3 (no shipped checkpoint): accuracy figures are meaningless"
+
+
+def ascend_pass_names() -> list[str]:
+    """The Ascend 310 plugin's graph passes, in the order it defines them."""
+    try:
+        from porter_ascend310.passes import PASSES
+
+        return list(PASSES)
+    except ImportError:
+        pass
+    from porter.plugins import load_plugins
+
+    plugins = load_plugins()
+    owners = plugins.registry.owners["passes"]
+    return [name for name in plugins.registry.specs["passes"] if "ascend" in owners.get(name, "")]
+
+
+def write_recipe(path: Path, *, checkpoint: Path, limit: int | None, batch_size: int, passes: list[str],
+                 warmup: int = 2) -> Path:
+    static = {"export": {"dynamic": False, "static_length": SEED_LENGTH, "batch": 1}}
+    dynamic = {"export": {"dynamic": True}}
+    dataset_options = {"splits": [TEST_SPLIT]}
+    if limit:
+        dataset_options["limit"] = limit
+    recipe = {
+        "name": "bench",
+        "model": {"name": "deepspeech", "options": {"checkpoint": str(checkpoint)}},
+        "dataset": {"name": "an4_synth", "options": dataset_options},
+        "target": {"name": "onnxruntime", "flags": {"warmup": warmup}},
+        "metrics": ["wer", "cer"],
+        "variants": {
+            REFERENCE: {"reference": True},
+            SEED: {"model": static},
+            BUCKETED: {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": batch_size}}},
+            INT8_BUCKETED: {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": batch_size,
+                                                                   "quantize": "int8_dynamic"}}},
+        },
+    }
+    if passes:
+        recipe["variants"][SEED_FIXED] = {"model": static, "graph_fix": list(passes)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+__all__ = ["demo_checkpoint", "ascend_pass_names", "write_recipe", "TIMED_VARIANTS"]
