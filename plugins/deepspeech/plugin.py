@@ -95,13 +95,9 @@ def porter_register_metrics():
 
 @hookimpl
 def porter_add_commands(subparsers):
-    import importlib
-    import importlib.util
+    from . import cli
 
-    name = f"{__package__}.cli"
-    if importlib.util.find_spec(name) is None:
-        return  # the plugin's commands module has not landed yet
-    importlib.import_module(name).add_commands(subparsers)
+    cli.add_commands(subparsers)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -51,6 +51,17 @@ def test_registration(env):
     assert metrics == ["wer", "cer"]
 
 
+def test_commands_are_added(env):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="porter")
+    subparsers = parser.add_subparsers(dest="command")
+    env[0].hook.porter_add_commands(subparsers=subparsers)
+    assert {"train", "data"} <= set(subparsers.choices)
+    args = parser.parse_args(["data", "an4-synth", "--out", "x"])
+    assert callable(args.func)
+
+
 def test_stage_hooks_leave_other_names_alone(env, tmp_path):
     from porter_deepspeech import plugin
 
