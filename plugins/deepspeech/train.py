@@ -69,7 +69,7 @@ class TrainConfig:
     max_dev: int | None = None
     max_steps: int | None = None  # stop after this many optimiser steps (tests)
     eval_every: int | None = None  # also score dev and save a resume point every N steps
-    threads: int = 2
+    threads: int = 1  # on a shared 2-core host, 2 OpenMP threads measured 5-10x slower than 1 (spin-waits)
     progress: bool = True
     command: str = ""
 

@@ -204,8 +204,11 @@ def split_is_complete(split_dir: Path, digest: str) -> bool:
 
 
 def generate(out_dir, *, seed: int = 1234, splits=None, workers: int | None = None, progress: bool = True,
-             n_train: int | None = None) -> dict[str, Path]:
-    """Generate (or reuse) the requested splits; returns the V3 JSON manifest path of each."""
+             n_train: int | None = None, sizes: dict[str, int] | None = None) -> dict[str, Path]:
+    """Generate (or reuse) the requested splits; returns the V3 JSON manifest path of each.
+
+    `sizes` overrides utterance counts per split; a smaller count gives a prefix of the same utterances.
+    """
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
@@ -222,6 +225,8 @@ def generate(out_dir, *, seed: int = 1234, splits=None, workers: int | None = No
     manifests = {}
     for split in splits:
         n = n_train if (split == "train" and n_train) else DEFAULT_SIZES[split]
+        if sizes and split in sizes:
+            n = int(sizes[split])
         plans = plan_split(split, seed, n)
         digest = plan_digest(plans)
         split_dir = out_dir / split

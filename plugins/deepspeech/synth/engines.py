@@ -26,7 +26,7 @@ def hyphenated_text(tokens: tuple[Token, ...]) -> str:
     return " ".join("-".join(token.text) if token.spelled else token.text.lower() for token in tokens)
 
 
-def run_tool(args: list[str], *, timeout: float = 120) -> None:
+def run_tool(args: list[str], *, timeout: float = 600) -> None:
     result = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"{args[0]} failed ({result.returncode}): {result.stderr.decode(errors='replace')[-400:]}")
