@@ -74,6 +74,9 @@ def porter_add_commands(subparsers):
 def porter_stage_resources(stage, target):
     if target is None or getattr(target, "name", None) != TARGET:
         return None
+    if (target.flags or {}).get("bundle_dir"):
+        # a bundling variant compiles and runs wherever it lands: without the tools it writes the bundle
+        return None
     return {"compile": {"atc": 1}, "run": {"ascend310": 1}}.get(stage)
 
 
@@ -302,7 +305,13 @@ def _run_through_bundle(bundle_dir: Path, toolkit: Toolkit, compiled: CompiledMo
     bundle.add_run(bundle_dir, model, inputs, layout, runner_command=command,
                    details={"source_onnx": str(compiled.source)}, workdir=workdir)
     missing = [tool for tool in (["atc"] if pending else []) + [layout.runner] if not toolkit.has(tool)]
+    if not missing:
+        # the toolchain appeared after the compile stage wrote its command into the bundle (and was cached)
+        raise ToolMissingError(
+            f"this variant's compile is pending in bundle {bundle_dir} (atc was missing when it ran) although "
+            f"atc and {layout.runner} are installed now: re-run with `--force compile` to compile and run here, "
+            f"or run the bundle on an Ascend host and `porter score {bundle_dir}`")
     raise ToolMissingError(
-        f"{' and '.join(missing) or layout.runner} not found here; the bundle is ready at {bundle_dir} "
+        f"{' and '.join(missing)} not found here; the bundle is ready at {bundle_dir} "
         f"(model {model.key}, run {key}). Copy the folder to an Ascend host, run `bash run.sh` inside it, copy "
         f"it back, then run `porter score {bundle_dir}`.")

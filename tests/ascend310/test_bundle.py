@@ -230,3 +230,14 @@ def test_score_refuses_what_it_cannot_use(tmp_path):
         bundle.score_bundle(tmp_path)
     with pytest.raises(bundle.BundleError, match="does not exist"):
         bundle.score_bundle(tmp_path, recipe=str(tmp_path / "nope.yaml"))
+
+
+def test_pending_compile_with_tools_installed_later_says_how_to_recompile(tmp_path, host, monkeypatch):
+    model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
+    inputs = tb.tiny_inputs(tmp_path / "inputs", lengths=(5,))
+    where = tmp_path / "bundle"
+    target = tb.target(bundle_dir=where)
+    compiled = plugin.porter_compile(target=target, model=model, workdir=_stage(tmp_path, "compile"))
+    tb.install(tmp_path / "installed-later", monkeypatch)
+    with pytest.raises(ToolMissingError, match="--force compile"):
+        plugin.porter_run(target=target, compiled=compiled, inputs=inputs, workdir=_stage(tmp_path, "run"))

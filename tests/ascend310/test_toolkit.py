@@ -162,3 +162,8 @@ def test_graph_passes_are_dispatched_by_name(tmp_path, monkeypatch):
                                     model=model)
     assert fixed.graph.name == "g2"
     assert plugin.porter_graph_fix(graph_pass=PassConfig("someone_elses_pass", {}, 1e-4), model=model) is None
+
+
+def test_bundling_variants_need_no_device_resources():
+    assert plugin.porter_stage_resources(stage="compile", target=tb.target(bundle_dir="/tmp/b")) is None
+    assert plugin.porter_stage_resources(stage="run", target=tb.target(bundle_dir="/tmp/b")) is None
