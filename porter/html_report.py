@@ -138,9 +138,12 @@ def plot_latency_vs_accuracy(report: RunReport, metric: str) -> str | None:
     points = front_points(report.variants, metric, include_estimates=True)
     if not points:
         return None
-    fig = _figure(11, 5.8)
-    ax = fig.add_subplot(1, 1, 1)
+    fig = _figure(14, 5.8)
+    ax = fig.add_subplot(1, 2, 1)
+    # the Pareto front is on latency, which a batched run pays per batch; throughput is where batching shows
+    tax = fig.add_subplot(1, 2, 2, sharey=ax)
     colours = _colours(len(points))
+    rates = []
     xs = []
     for i, ((v, p50, err), colour) in enumerate(zip(points, colours)):
         p90 = _num(v.latency_ms.get("p90"))
@@ -158,6 +161,12 @@ def plot_latency_vs_accuracy(report: RunReport, metric: str) -> str | None:
                 markeredgecolor="black" if v.pareto else colour, markeredgewidth=1.6, color=colour,
                 label=label, zorder=3)
         xs += [p50] + [x for x in (p90, p99) if x is not None]
+        rate = _num(v.throughput)
+        if rate is not None:
+            tax.plot([rate], [err], linestyle="none", marker=MARKERS[i % len(MARKERS)], ms=12 if v.pareto else 9,
+                     markerfacecolor="white" if v.estimate else colour,
+                     markeredgecolor="black" if v.pareto else colour, markeredgewidth=1.6, zorder=3)
+            rates.append(rate)
     front = sorted((p50, err) for v, p50, err in points if v.pareto)
     if front:
         fx, fy = zip(*front)
@@ -166,10 +175,18 @@ def plot_latency_vs_accuracy(report: RunReport, metric: str) -> str | None:
     _maybe_log(ax, xs)
     ax.set_xlabel("latency per utterance, ms (dot: p50; thick whisker to p90, thin to p99)")
     ax.set_ylabel(f"{metric} (lower is better)")
-    ax.set_title(f"Latency vs {metric} per variant")
+    ax.set_title(f"Latency vs {metric} per variant (dashed: Pareto front)")
     ax.grid(True, which="both", alpha=0.3)
     ax.margins(x=0.08, y=0.15)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    _maybe_log(tax, rates)
+    tax.set_xlabel("throughput, utterances/s (higher is better)")
+    tax.set_title(f"Throughput vs {metric}")
+    tax.grid(True, which="both", alpha=0.3)
+    tax.margins(x=0.1)
+    tax.tick_params(labelleft=False)
+    tax.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+               frameon=False)
+    fig.tight_layout()
     return _png(fig)
 
 
