@@ -20,7 +20,7 @@ import onnx
 import torch
 
 from porter.artifacts import InputSet, OnnxModel, ParityCheck
-from porter.errors import InputError, PorterError
+from porter.errors import InputError
 from porter.onnx_io import model_io
 
 INPUT_NAMES = ("spect", "lengths")
@@ -30,8 +30,11 @@ ONNX_FILE = "deepspeech.onnx"
 PARITY_SAMPLES = 3
 
 
-class ExportParityError(PorterError):
-    """The exported graph does not compute what the PyTorch model computes."""
+class ExportParityError(ValueError):
+    """The exported graph does not compute what the PyTorch model computes.
+
+    Not a PorterError on purpose: the core wraps it in a StageError naming the export stage and this plugin,
+    and offers it to the porter_stage_error hook."""
 
 
 @dataclass(frozen=True)
