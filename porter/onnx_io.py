@@ -85,10 +85,18 @@ def stack_batch(samples: Sequence[Mapping[str, np.ndarray]], names: Sequence[str
     return out
 
 
+def _quiet_onnxruntime():
+    """ONNX Runtime's optimiser warnings (e.g. UnsqueezeElimination) are noise for porter's users."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+
+
 def session(path: Path | str, *, threads: int | None = None, opt_level: str = "all", sequential: bool = True,
             optimized_path: Path | None = None, inter_threads: int | None = None):
     import onnxruntime as ort
 
+    _quiet_onnxruntime()
     so = ort.SessionOptions()
     so.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,

@@ -136,6 +136,15 @@ def short_flags(flags: dict) -> str:
     return ",".join(parts) or "-"
 
 
+def short_passes(passes: list[str]) -> str:
+    """The table names up to two passes; longer chains show their count (report.json/.html list them all)."""
+    if not passes:
+        return "-"
+    if len(passes) <= 2:
+        return ",".join(passes)
+    return f"{len(passes)} passes"
+
+
 def table_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
     metric_names: list[str] = []
     for v in report.variants:
@@ -151,7 +160,7 @@ def table_rows(report: RunReport) -> tuple[list[str], list[list[str]]]:
     rows = []
     for v in report.variants:
         name = v.name + (" *" if v.pareto else "") + (" (ref)" if v.reference else "")
-        row = [name, v.target + (" [estimate]" if v.estimate else ""), ",".join(v.passes) or "-",
+        row = [name, v.target + (" [estimate]" if v.estimate else ""), short_passes(v.passes),
                short_flags(v.changed_flags)]
         for m in metric_names:
             row.append(_fmt(v.metrics.get(m)))

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from porter.artifacts import OnnxModel, ParityCheck, PassRecord
+import hashlib
+
+from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
 from porter.errors import InputError, PorterError, StageError, ToolMissingError
 from porter.measure import measure
 from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
-from porter.workspace import Workspace, file_digest
+from porter.workspace import Workspace, digest, file_digest
 
 
 @dataclass
@@ -80,6 +82,17 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
 
 
 def _artifact_digest(value) -> str:
+    """A content digest of what a stage produced: the model file, or every sample's arrays."""
+    if isinstance(value, (InputSet, OutputSet)):
+        h = hashlib.sha256()
+        for i in range(len(value)):
+            for name, arr in sorted(value.load(i).items()):
+                h.update(name.encode())
+                h.update(str(arr.dtype).encode() + str(arr.shape).encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+    if isinstance(value, Metrics):
+        return digest(value)
     path = getattr(value, "path", None)
     if isinstance(path, Path) and path.is_file():
         return file_digest(path)

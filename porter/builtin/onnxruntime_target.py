@@ -64,10 +64,17 @@ def porter_compile(target, model, workdir: Path):
     t0 = time.perf_counter()
     src = workdir / "model.onnx"
     if flags["quantize"] == "int8_dynamic":
+        import logging
+
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(model.path), str(src), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU", "Attention"])
+        # the quantiser logs a generic pre-processing hint on the root logger at every call
+        logging.disable(logging.WARNING)
+        try:
+            quantize_dynamic(str(model.path), str(src), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU", "Attention"])
+        finally:
+            logging.disable(logging.NOTSET)
     else:
         shutil.copyfile(model.path, src)
     final = src
