@@ -8,7 +8,7 @@ plain data — nothing is imported — and refuses every other global with an In
 """
 from __future__ import annotations
 
-import io
+import _compat_pickle
 import json
 import os
 import pickle
@@ -37,14 +37,14 @@ ALLOWED_CALLABLES = {
     ("torch._utils", "_rebuild_parameter"),
     ("torch._utils", "_rebuild_parameter_with_state"),
     ("collections", "OrderedDict"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "bytearray"),
-    ("builtins", "complex"),
+    ("copyreg", "_reconstructor"),
     ("_codecs", "encode"),
     ("torch", "Size"),
     ("torch", "device"),
 }
+# Builtin types appear as omegaconf type references (ref_type=int, object_type=dict ...); calling them is harmless.
+SAFE_BUILTIN_TYPES = {"object", "int", "float", "str", "bool", "dict", "list", "tuple", "set", "frozenset",
+                      "bytes", "bytearray", "complex", "slice", "range"}
 TORCH_NN_CLASS_TO_RNN = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 METRIC_STATE_PREFIXES = ("wer.", "cer.")
 
@@ -97,6 +97,13 @@ def is_dtype(module: str, name: str) -> bool:
 
 class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
+        # Protocol-2 pickles (torch.save's default) spell builtins as Python 2 did; the result is still checked.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        else:
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if module == "builtins" and name in SAFE_BUILTIN_TYPES:
+            return super().find_class(module, name)
         if (module, name) in ALLOWED_CALLABLES:
             return super().find_class(module, name)
         if is_dtype(module, name):
