@@ -30,7 +30,7 @@ SHAPE_READERS = {"Shape", "Size"}
 @dataclass
 class Target:
     node: onnx.NodeProto
-    path: list  # the nodes from the BatchNorm's output to the target, in order
+    path: list  # (node, layout of its output) from the BatchNorm's output to the target, in order
     layout: tuple  # layout of the tensor the target reads
 
 
@@ -40,6 +40,76 @@ def fold_batchnorm_into_lstm(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def fold_batchnorm_into_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
     return _fold(model, into="matmul")
+
+
+def fold_batchnorm_into_conv(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold BatchNormalization into the Conv before it, also across masking ``Where(cond, v, x)`` nodes.
+
+    DeepSpeech's MaskConv zeroes padded frames between Conv and BatchNorm2d (``Where(mask, 0, conv)``), which
+    keeps exporters from folding them. BN(Where(m, v, y)) = Where(m, a*v + b, a*y + b): the Conv takes a*y + b
+    into its weights and bias, and each masking constant v becomes the per-channel a*v + b.
+    """
+    graph = Graph(model)
+    shapes = Shapes(model)
+    changed = False
+    for bn in [n for n in graph.graph.node if n.op_type == "BatchNormalization"]:
+        changed |= _fold_into_conv(graph, shapes, bn)
+    if changed:
+        graph.clear_value_info()
+    return graph.finish()
+
+
+def _fold_into_conv(graph: Graph, shapes: Shapes, bn) -> bool:
+    producers = graph.producers()
+    consumers = graph.consumers()
+    affine = batchnorm_affine(graph, bn, producers)
+    if affine is None or bn.output[0] in graph.graph_outputs():
+        return False
+    masks = []  # (Where node, index of its constant branch)
+    tensor = bn.input[0]
+    while True:
+        readers = [n for n in consumers.get(tensor, []) if n.op_type not in SHAPE_READERS]
+        if len(readers) != 1 or tensor in graph.graph_outputs():
+            return False  # someone else reads the un-normalized value (its shape does not change)
+        producer = producers.get(tensor)
+        if producer is None or producer.op_type != "Where":
+            break
+        constant_branches = [i for i in (1, 2) if _scalar(graph.constant(producer.input[i], producers))]
+        if len(constant_branches) != 1 or shapes.dims.get(tensor) is None:
+            return False
+        data = producer.input[3 - constant_branches[0]]
+        if shapes.dims.get(data) != shapes.dims.get(tensor):
+            return False  # the mask broadcasts the data to a bigger shape: axis 1 might not be channels
+        masks.append((producer, constant_branches[0]))
+        tensor = data
+    conv = producers.get(tensor)
+    if conv is None or conv.op_type != "Conv":
+        return False
+    weight = graph.constant(conv.input[1], producers)
+    bias_name = input_at(conv, 2)
+    bias = graph.constant(bias_name, producers) if bias_name else np.zeros(weight.shape[0] if weight is not None
+                                                                           else 0)
+    a, b = affine
+    if weight is None or bias is None or weight.shape[0] != a.size:
+        return False
+    name = conv.name or "Conv"
+    conv.input[1] = graph.add_initializer((weight * a.reshape((-1,) + (1,) * (weight.ndim - 1))).astype(weight.dtype),
+                                          f"{name}_W_bn")
+    while len(conv.input) < 3:
+        conv.input.append("")
+    conv.input[2] = graph.add_initializer((a * bias.astype(np.float64) + b).astype(weight.dtype), f"{name}_B_bn")
+    for where, branch in masks:
+        value = float(graph.constant(where.input[branch], producers).reshape(-1)[0])
+        rank = len(shapes.dims[where.output[0]])
+        per_channel = (a * value + b).reshape((-1,) + (1,) * (rank - 2)).astype(weight.dtype)
+        where.input[branch] = graph.add_initializer(per_channel, f"{where.name or 'Where'}_bn_fill")
+    graph.replace_input(bn.output[0], bn.input[0])
+    graph.remove([bn])
+    return True
+
+
+def _scalar(value) -> bool:
+    return value is not None and value.size == 1
 
 
 def _fold(model: onnx.ModelProto, into: str) -> onnx.ModelProto:
@@ -145,10 +215,12 @@ def _targets(graph, shapes, bn, bn_layout, channel: Atom, into: str, producers, 
                 after = layout_after(graph, shapes, user, layout, producers)
             elif user.op_type == "Gather":
                 after = _gathered_layout(shapes, user, layout, channel)
+            elif user.op_type == "ReverseSequence":
+                after = _reversed_layout(user, layout, channel)
             else:
                 after = None
             if after is not None:
-                stack.append((user.output[0], after, path + [user]))
+                stack.append((user.output[0], after, path + [(user, after)]))
                 continue
             if into == "rnn" and _rnn_accepts(graph, user, layout, channel, producers):
                 found.append(Target(user, path, layout))
@@ -165,8 +237,17 @@ def _gathered_layout(shapes: Shapes, node, layout, channel: Atom):
     index_sizes = shapes.sizes(node.input[1])
     if index_sizes is None or any(s is None for s in index_sizes):
         return None
-    new = tuple((Atom(f"{node.output[0]}:{i}", size),) for i, size in enumerate(index_sizes))
+    new = tuple(() if size.is_one else (Atom(f"{node.output[0]}:{i}", size),) for i, size in enumerate(index_sizes))
     return layout[:axis] + new + layout[axis + 1:]
+
+
+def _reversed_layout(node, layout, channel: Atom):
+    """Layout after a ReverseSequence (it reorders time steps per batch item, never channels)."""
+    time_axis, batch_axis = int(attribute(node, "time_axis", 0)), int(attribute(node, "batch_axis", 1))
+    if len(layout) < 3 or channel in layout[time_axis] or channel in layout[batch_axis]:
+        return None
+    reordered = tuple(Atom(f"{node.output[0]}:{atom.label}", atom.size) for atom in layout[time_axis])
+    return layout[:time_axis] + (reordered,) + layout[time_axis + 1:]
 
 
 def _rnn_accepts(graph, node, layout, channel, producers) -> bool:
@@ -191,7 +272,14 @@ def _matmul_accepts(graph, node, layout, channel, producers) -> bool:
 def _apply(graph: Graph, bn, target: Target, layouts: dict, affine, consumers, producers) -> None:
     """Point ``target`` (and shape readers along the way) at BatchNorm-free tensors, then fold the weights."""
     twin = {bn.output[0]: bn.input[0]}  # tensor after the BN → the same tensor computed without it
-    for node in target.path:
+    # Tensors above the BN, topmost first: one arranged exactly like a path tensor replaces it, which skips
+    # the Reshape round trip (e.g. [T,B,C] → [T*B,C] → BN → [T,B,C] reads the first [T,B,C] directly).
+    above = sorted(layouts.items(), key=lambda item: len(_path_above(item[0], producers)))
+    for node, layout in target.path:
+        same = next((tensor for tensor, candidate in above if candidate == layout), None)
+        if same is not None:
+            twin[node.output[0]] = same
+            continue
         clone = onnx.NodeProto()
         clone.CopyFrom(node)
         clone.name = graph.unique(f"{node.name or node.op_type}_without_bn")
@@ -200,12 +288,10 @@ def _apply(graph: Graph, bn, target: Target, layouts: dict, affine, consumers, p
         clone.output.append(graph.unique(f"{node.output[0]}_without_bn"))
         graph.graph.node.append(clone)
         twin[node.output[0]] = clone.output[0]
-    read = target.path[-1].output[0] if target.path else bn.output[0]
-    # Skip the Reshapes entirely when the target's input is arranged exactly like a tensor above the BN.
-    for tensor, layout in sorted(layouts.items(), key=lambda item: len(_path_above(item[0], producers))):
-        if layout == target.layout:
-            twin[read] = tensor
-            break
+    read = target.path[-1][0].output[0] if target.path else bn.output[0]
+    if not target.path:
+        same = next((tensor for tensor, candidate in above if candidate == target.layout), None)
+        twin[read] = same or twin[read]
     for tensor, replacement in twin.items():
         readers = [n for n in consumers.get(tensor, []) if n.op_type in SHAPE_READERS]
         graph.replace_input(tensor, replacement, only=readers)

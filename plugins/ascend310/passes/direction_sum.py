@@ -27,12 +27,23 @@ class DirectionSource:
     parts: list[str] | None  # Concat inputs, one per direction; None for an RNN node's Y
 
 
-@dataclass
-class Selection:
-    """A tensor that holds one direction of a source, reached through layout ops."""
+@dataclass(frozen=True)
+class Reorder:
+    """A Gather along a non-direction axis on the way (e.g. torch restoring the batch order after packing)."""
 
-    direction: int
+    old: Atom
+    new: Atom
+    indices: str
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A tensor reached from the source: its layout, the direction it holds (None: all) and the reorders."""
+
+    tensor: str
     layout: tuple
+    direction: int | None = None
+    reorders: tuple = ()
 
 
 def direction_sum_to_add(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -73,43 +84,65 @@ def _rewrite_one_sum(graph: Graph, shapes: Shapes, source: DirectionSource) -> b
         return False
     producers = graph.producers()
     consumers = graph.consumers()
-    frontier: list[tuple[str, tuple, Selection | None]] = [(source.tensor, root, None)]
-    selections: dict[str, Selection] = {}
+    frontier = [Trace(source.tensor, root)]
+    selections: dict[str, Trace] = {}
     while frontier:
-        tensor, layout, selection = frontier.pop()
-        if selection is not None:
-            selections[tensor] = selection
-        for user in consumers.get(tensor, []):
-            if user.input[0] != tensor:
+        trace = frontier.pop()
+        if trace.direction is not None:
+            selections[trace.tensor] = trace
+        for user in consumers.get(trace.tensor, []):
+            if user.input[0] != trace.tensor:
                 continue  # not the data input (Adds of two selections are matched below)
-            if user.op_type in LAYOUT_OPS:
-                after = layout_after(graph, shapes, user, layout, producers)
-                if after is not None:
-                    frontier.append((user.output[0], after, None if selection is None else
-                                     Selection(selection.direction, after)))
-            elif selection is None and user.op_type == "ReduceSum" and tensor != source.tensor:
+            following = _follow(graph, shapes, user, trace, direction_atom, count, producers)
+            if following is not None:
+                frontier.append(following)
+            elif (trace.direction is None and user.op_type == "ReduceSum" and trace.tensor != source.tensor):
                 # (a ReduceSum right on the source is already the direct form this pass emits)
-                target = _reduced_layout(graph, user, layout, direction_atom, producers)
-                if target is not None and _emit_sum(graph, source, root, direction_atom, target, user, producers):
+                target = _reduced_layout(graph, user, trace.layout, direction_atom, producers)
+                if target is not None and _emit_sum(graph, source, root, target, trace.reorders, user, producers):
                     return True
-            elif selection is None and user.op_type in ("Gather", "Slice"):
-                picked = _selected(graph, user, layout, direction_atom, count, producers)
-                if picked is not None:
-                    frontier.append((user.output[0], picked.layout, picked))
     if count != 2:
         return False
-    for tensor, selection in selections.items():
-        for user in consumers.get(tensor, []):
+    for trace in selections.values():
+        for user in consumers.get(trace.tensor, []):
             if user.op_type != "Add" or len(user.input) != 2:
                 continue
             first, second = (selections.get(name) for name in user.input)
             if first is None or second is None or first.layout != second.layout:
                 continue
-            if {first.direction, second.direction} != {0, 1}:
+            if {first.direction, second.direction} != {0, 1} or first.reorders != second.reorders:
                 continue
-            if _emit_sum(graph, source, root, direction_atom, first.layout, user, producers):
+            if _emit_sum(graph, source, root, first.layout, first.reorders, user, producers):
                 return True
     return False
+
+
+def _follow(graph, shapes, node, trace: Trace, direction_atom, count, producers) -> Trace | None:
+    """The trace of ``node``'s output when the node keeps the direction axis traceable, else None."""
+    output = node.output[0]
+    if node.op_type in LAYOUT_OPS:
+        after = layout_after(graph, shapes, node, trace.layout, producers)
+        return None if after is None else Trace(output, after, trace.direction, trace.reorders)
+    if node.op_type == "Gather":
+        axis = normalize_axis(int(attribute(node, "axis", 0)), len(trace.layout))
+        group = trace.layout[axis]
+        if group == (direction_atom,) and trace.direction is None:
+            picked = _selected(graph, node, trace.layout, direction_atom, count, producers)
+            return None if picked is None else Trace(output, picked[1], picked[0], trace.reorders)
+        index_sizes = shapes.sizes(node.input[1])
+        if index_sizes is None or len(index_sizes) != 1 or index_sizes[0] is None:
+            return None
+        if not group and index_sizes[0].is_one:
+            return Trace(output, trace.layout, trace.direction, trace.reorders)  # any valid pick of 1 is the identity
+        if len(group) != 1:
+            return None
+        new = Atom(f"{output}:{axis}", index_sizes[0])
+        layout = trace.layout[:axis] + ((new,),) + trace.layout[axis + 1:]
+        return Trace(output, layout, trace.direction, trace.reorders + (Reorder(group[0], new, node.input[1]),))
+    if node.op_type == "Slice" and trace.direction is None:
+        picked = _selected(graph, node, trace.layout, direction_atom, count, producers)
+        return None if picked is None else Trace(output, picked[1], picked[0], trace.reorders)
+    return None
 
 
 def _reduced_layout(graph, node, layout, direction_atom, producers):
@@ -125,7 +158,7 @@ def _reduced_layout(graph, node, layout, direction_atom, producers):
     return tuple(() if i in axes else group for i, group in enumerate(layout) if keepdims or i not in axes)
 
 
-def _selected(graph, node, layout, direction_atom, count, producers) -> Selection | None:
+def _selected(graph, node, layout, direction_atom, count, producers) -> tuple[int, tuple] | None:
     """The direction a Gather or Slice picks out, with the layout of what it returns, else None."""
     if node.op_type == "Gather":
         axis = normalize_axis(int(attribute(node, "axis", 0)), len(layout))
@@ -138,7 +171,7 @@ def _selected(graph, node, layout, direction_atom, count, producers) -> Selectio
             del rest[axis]
         else:
             rest[axis] = ()
-        return Selection(direction, tuple(rest))
+        return direction, tuple(rest)
     bounds = _slice_bounds(graph, node, producers)
     if bounds is None:
         return None
@@ -159,7 +192,7 @@ def _selected(graph, node, layout, direction_atom, count, producers) -> Selectio
         return None
     rest = list(layout)
     rest[axis] = group[1:]
-    return Selection(start // inner, tuple(rest))
+    return start // inner, tuple(rest)
 
 
 def _slice_bounds(graph: Graph, node, producers):
@@ -180,13 +213,19 @@ def _slice_bounds(graph: Graph, node, producers):
     return axes[0], starts[0], min(ends[0], INT64_MAX)
 
 
-def _emit_sum(graph: Graph, source: DirectionSource, root, direction_atom: Atom, target, node, producers) -> bool:
+def _emit_sum(graph: Graph, source: DirectionSource, root, target, reorders, node, producers) -> bool:
     """Replace ``node`` (the ReduceSum or Add) by a direct sum over the source's direction axis."""
-    remaining = [group[0] for i, group in enumerate(root) if i != source.axis]
     if any(len(group) > 1 for group in target):
         return False  # the sum's result merges axes: would need a Reshape, not worth it
+    # the summed tensor's axes, one atom each (None for a size-1 axis), after the reorders
+    atoms = [group[0] if group else None for i, group in enumerate(root) if i != source.axis]
+    current = list(atoms)
+    for reorder in reorders:
+        if reorder.old not in current:
+            return False
+        current[current.index(reorder.old)] = reorder.new
     wanted = [group[0] for group in target if group]
-    kept = [atom for atom in remaining if not atom.size.is_one]
+    kept = [atom for atom in current if atom is not None and not atom.size.is_one]
     if len(wanted) != len(kept) or set(wanted) != set(kept):
         return False
     hint = (node.name or node.op_type) + "_direction_sum"
@@ -197,7 +236,11 @@ def _emit_sum(graph: Graph, source: DirectionSource, root, direction_atom: Atom,
             summed = graph.op("Add", [summed, term], hint)
     else:
         summed = graph.reduce_sum(source.tensor, [source.axis], 0, hint)
-    ones = [i for i, atom in enumerate(remaining) if atom.size.is_one]
+    for reorder in reorders:
+        axis = atoms.index(reorder.old)
+        summed = graph.op("Gather", [summed, reorder.indices], f"{hint}_reorder", axis=axis)
+        atoms[axis] = reorder.new
+    ones = [i for i, atom in enumerate(atoms) if atom is None or atom.size.is_one]
     if ones:
         summed = graph.squeeze(summed, ones, f"{hint}_drop_unit_axes")
     perm = [kept.index(atom) for atom in wanted]

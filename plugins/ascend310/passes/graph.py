@@ -201,11 +201,12 @@ class Graph:
                     node.input[i] = new
 
     def remove(self, nodes) -> None:
-        # protobuf may hand out a fresh wrapper per access, so nodes are matched by content, not identity
+        # Matched by content (protobuf may hand out a fresh wrapper per access) and deleted in place: rebuilding
+        # the list would copy the messages and silently detach every node reference a pass still holds.
         doomed = {_node_key(n) for n in nodes}
-        kept = [n for n in self.graph.node if _node_key(n) not in doomed]
-        del self.graph.node[:]
-        self.graph.node.extend(kept)
+        for index in reversed(range(len(self.graph.node))):
+            if _node_key(self.graph.node[index]) in doomed:
+                del self.graph.node[index]
 
     def prune(self) -> None:
         """Drop nodes whose outputs nobody uses, then initializers nobody reads."""
@@ -249,7 +250,7 @@ class Graph:
             ordered.extend(progressed)
             pending = rest
         del self.graph.node[:]
-        self.graph.node.extend(ordered)
+        self.graph.node.extend(ordered)  # copies: node references held before a toposort are stale after it
 
     def finish(self) -> onnx.ModelProto:
         self.prune()

@@ -10,7 +10,6 @@ tracking return None, and the pass then leaves that spot alone.
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -32,19 +31,20 @@ class Size:
             return None
         if isinstance(dim, int):
             return Size(dim)
-        text = str(dim).replace(" ", "")
+        text = _strip_parentheses(str(dim).replace(" ", ""))
         if not text:
             return None
-        if re.fullmatch(r"[A-Za-z0-9_.:]+(\*[A-Za-z0-9_.:]+)*", text):
-            coefficient = 1
-            symbols: Counter = Counter()
-            for factor in text.split("*"):
-                if factor.isdigit():
-                    coefficient *= int(factor)
-                else:
-                    symbols[factor] += 1
-            return Size(coefficient, tuple(sorted(symbols.items())))
-        return Size(1, ((text, 1),))  # an expression we do not decompose: an opaque symbol
+        coefficient = 1
+        symbols: Counter = Counter()
+        # Split products at the top level only: "batch*(floor(time/2-1/2)+1)" has two factors, and any factor
+        # that is not a number (a sum, a floor, ...) stays one opaque symbol.
+        for factor in _top_level_factors(text):
+            factor = _strip_parentheses(factor)
+            if factor.isdigit():
+                coefficient *= int(factor)
+            else:
+                symbols[factor] += 1
+        return Size(coefficient, tuple(sorted(symbols.items())))
 
     def __mul__(self, other: "Size") -> "Size":
         symbols = Counter(dict(self.symbols))
@@ -66,6 +66,33 @@ class Size:
     @property
     def static(self) -> int | None:
         return None if self.symbols else self.coefficient
+
+
+def _top_level_factors(text: str) -> list[str]:
+    factors, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in "+-/" and index > 0:
+            return [text]  # a sum or quotient at the top level: not a product
+        if depth == 0 and char == "*":
+            if text[index + 1:index + 2] == "*" or text[index - 1:index] == "*":
+                return [text]  # a power
+            factors.append(text[start:index])
+            start = index + 1
+    factors.append(text[start:])
+    return factors
+
+
+def _strip_parentheses(text: str) -> str:
+    """``(x)`` → ``x`` while the outer parentheses enclose the whole text."""
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for index, char in enumerate(text):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0 and index < len(text) - 1:
+                return text  # "(a)*(b)": the first ")" closes before the end
+        text = text[1:-1]
+    return text
 
 
 @dataclass(frozen=True)
@@ -132,7 +159,8 @@ def source_layout(shapes: Shapes, name: str, tag: str) -> Layout | None:
     sizes = shapes.sizes(name)
     if sizes is None or any(s is None for s in sizes):
         return None
-    return tuple((Atom(f"{tag}:{i}", size),) for i, size in enumerate(sizes))
+    # size-1 axes get no atom (as in regroup): they hold no arrangement worth tracking
+    return tuple(() if size.is_one else (Atom(f"{tag}:{i}", size),) for i, size in enumerate(sizes))
 
 
 def regroup(layout: Layout, out_sizes) -> Layout | None:
