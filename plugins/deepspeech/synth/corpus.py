@@ -25,7 +25,7 @@ from .voices import (FESTIVAL_TRAIN_VOICES, FLITE_DEV_VOICES, FLITE_TRAIN_VOICES
 SPLITS = ("train", "dev", "test_unseen_voices", "test_unseen_engine")
 DEFAULT_SIZES = {"train": 6000, "dev": 300, "test_unseen_voices": 130, "test_unseen_engine": 130}
 MARKER = ".complete.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sox writes float, no random dither (bit-exact reruns)
 CHUNK = 24
 
 
@@ -231,6 +231,11 @@ def generate(out_dir, *, seed: int = 1234, splits=None, workers: int | None = No
         digest = plan_digest(plans)
         split_dir = out_dir / split
         if not split_is_complete(split_dir, digest):
+            if (split_dir / MARKER).exists():
+                # A finished split from another plan or format: its files must not be mistaken for this one's.
+                # (Without a marker the files are from an interrupted run of this plan and are kept.)
+                (split_dir / MARKER).unlink()
+                shutil.rmtree(split_dir / "an4", ignore_errors=True)
             (split_dir / "an4" / "wav").mkdir(parents=True, exist_ok=True)
             (split_dir / "an4" / "txt").mkdir(parents=True, exist_ok=True)
             chunks = chunk_plans(plans)

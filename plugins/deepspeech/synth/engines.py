@@ -61,7 +61,9 @@ def festival_render_batch(jobs: list[tuple[tuple[Token, ...], float, Path]], voi
 
 
 def sox_to_16k(in_wav: Path, out_wav: Path, *, pitch_cents: float) -> None:
-    args = ["sox", "-V1", str(in_wav), "-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", str(out_wav)]
+    # 32-bit float out: no dither (sox dithers 16-bit output randomly), quantised once later, reproducibly.
+    args = ["sox", "-V1", "-R", str(in_wav), "-r", "16000", "-c", "1", "-b", "32", "-e", "floating-point",
+            str(out_wav)]
     if abs(pitch_cents) >= 1:
         args += ["pitch", f"{pitch_cents:.0f}"]
     args += ["rate", "16000"]
