@@ -191,6 +191,15 @@ def load_resume(path: Path) -> dict:
         raise InputError(f"cannot read the resume file ({exc})", file=path) from None
 
 
+def restore_training_state(path: Path, model: DeepSpeech, optimizer) -> dict:
+    """Loads a resume file into the model and optimiser (and torch's RNG); returns the saved state."""
+    state = load_resume(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["torch"])
+    return state
+
+
 def setup_logging(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     log.setLevel(logging.INFO)
@@ -232,13 +241,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
     best = {"dev_wer": float("inf"), "epoch": 0, "step": 0}
     resume_path = run_dir / RESUME_NAME
     if resume and resume_path.is_file():
-        state = load_resume(resume_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = restore_training_state(resume_path, model, optimizer)
         epoch, next_batch = int(state["epoch"]), int(state["next_batch"])
         global_step = int(state["global_step"])
         history, best = list(state["history"]), dict(state["best"])
-        torch.set_rng_state(state["rng"]["torch"])
         log.info("resumed from %s at epoch %d batch %d step %d", resume_path, epoch, next_batch, global_step)
 
     def checkpoint_and_score(epoch_done: int, batch_done: int) -> None:
@@ -288,7 +294,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
             optimizer.step()
             global_step += 1
             next_batch += 1
-            window_loss[0] += float(loss) * len(batch)
+            window_loss[0] += loss.item() * len(batch)
             window_loss[1] += len(batch)
             bar.update(1)
             bar.set_postfix(loss=f"{window_loss[0] / window_loss[1]:.2f}",
