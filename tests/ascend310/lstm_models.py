@@ -224,3 +224,25 @@ def directions(model: onnx.ModelProto, op_type: str = "LSTM") -> list[str]:
             value = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "direction"), b"forward")
             found.append(value.decode() if isinstance(value, bytes) else value)
     return found
+
+
+USER_CHAIN = ("cleanup", "fold_batchnorm_into_lstm", "split_bidirectional_lstm", "direction_sum_to_add",
+              "cancel_transposes", "fold_batchnorm_into_matmul", "pad_rnn_to_multiple", "cleanup")
+
+
+def apply_passes(model: onnx.ModelProto, names=USER_CHAIN, options: dict | None = None) -> onnx.ModelProto:
+    """Run passes by name as the core would (ascend310 PASSES, the core's builtin ones), checking each result."""
+    from porter.builtin import onnx_passes
+    from porter_ascend310.passes import PASSES
+
+    options = options or {}
+    for name in names:
+        fn = PASSES[name][1] if name in PASSES else onnx_passes.IMPLEMENTATIONS[name]
+        model = fn(onnx.ModelProto.FromString(model.SerializeToString()), **options.get(name, {}))
+        onnx.checker.check_model(model)
+    return model
+
+
+def hidden_sizes(model: onnx.ModelProto) -> list[int]:
+    return [next(helper.get_attribute_value(a) for a in n.attribute if a.name == "hidden_size")
+            for n in model.graph.node if n.op_type in ("LSTM", "GRU", "RNN")]
