@@ -35,6 +35,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, help="timed repetitions per figure (default 5; 2 with --quick)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size of the bucketed variants")
     p.add_argument("--limit", type=int, help="use only the first N test utterances (default all; 12 with --quick)")
+    p.add_argument("--passes", help="comma list of graph passes for bench 4 (default: the Ascend 310 chain in "
+                   "bench_recipe.ASCEND_CHAIN)")
     p.add_argument("--recipe6", type=Path, help="recipe for bench 6 (default: the repository's default recipe "
                    "under recipes/ if there is one, else the bench recipe)")
     p.add_argument("--workspace", type=Path, default=HERE / "results" / "workspace",
@@ -109,7 +111,8 @@ def main(argv=None) -> int:
 
     bench_dir = args.workspace.parent
     checkpoint, weights = bench_recipe.demo_checkpoint(bench_dir / "checkpoints")
-    passes = bench_recipe.ascend_pass_names()
+    passes = ([p.strip() for p in args.passes.split(",") if p.strip()] if args.passes
+              else bench_recipe.ascend_pass_names())
     recipe = bench_recipe.write_recipe(bench_dir / ("bench_quick.yaml" if args.quick else "bench.yaml"),
                                        checkpoint=checkpoint, limit=limit, batch_size=args.batch_size,
                                        passes=passes)
@@ -117,7 +120,8 @@ def main(argv=None) -> int:
         import pipeline_benches
 
         r = pipeline_benches.run(recipe=recipe, workspace=args.workspace, repeats=repeats,
-                                 memory_repeats=1 if args.quick else repeats, weights=weights)
+                                 memory_repeats=1 if args.quick else repeats, weights=weights,
+                                 report_dir=bench_dir / ("report_quick" if args.quick else "report"))
         r["recipe"] = str(recipe)
         results["benchmarks"]["2_to_5_pipeline"] = r
         _write(args.out, results)
