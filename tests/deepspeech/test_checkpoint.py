@@ -100,7 +100,6 @@ def fake_v3_packages():
     for cls in (DictConfig, ContainerMetadata, AnyNode, EnumNode, RNNType, SpectrogramWindow, BiDirectionalConfig,
                 UniDirectionalConfig, AdamConfig, CheckpointHandler):
         cls.__qualname__ = cls.__name__
-    before = set(sys.modules)
     add_module("omegaconf")
     add_module("omegaconf.dictconfig", DictConfig=DictConfig)
     add_module("omegaconf.base", ContainerMetadata=ContainerMetadata)
@@ -114,7 +113,12 @@ def fake_v3_packages():
     yield types.SimpleNamespace(**{c.__name__: c for c in (DictConfig, RNNType, SpectrogramWindow,
                                                           BiDirectionalConfig, UniDirectionalConfig, AdamConfig,
                                                           CheckpointHandler)})
-    for name in set(sys.modules) - before:
+    remove_fake_modules()
+
+
+def remove_fake_modules():
+    # only the stand-ins: modules the test imported for real (numpy.fft ...) cannot be loaded twice
+    for name in [n for n in sys.modules if n.split(".")[0] in FAKE_PACKAGES]:
         del sys.modules[name]
 
 
@@ -156,8 +160,7 @@ def test_lightning_nesting_round_trip(tmp_path, fake_v3_packages, bidirectional,
     with pytest.raises(Exception):  # the real safe loader refuses these globals: they are really in the pickle
         torch.load(str(path), weights_only=True)
     expected = outputs(model)
-    for name in [n for n in sys.modules if n.split(".")[0] in FAKE_PACKAGES]:
-        del sys.modules[name]
+    remove_fake_modules()
 
     loaded = load_checkpoint(path)
     assert_not_imported()
@@ -238,7 +241,6 @@ def test_global_inside_config_namespace_is_inert(tmp_path):
 
     sneaky.__module__ = "deepspeech_pytorch.utils"
     sneaky.__qualname__ = "run"
-    before = set(sys.modules)
     add_module("deepspeech_pytorch")
     add_module("deepspeech_pytorch.utils")
     sys.modules["deepspeech_pytorch.utils"].run = sneaky
@@ -250,8 +252,7 @@ def test_global_inside_config_namespace_is_inert(tmp_path):
                                                                                   "hidden_layers": 2},
                                          "optim_cfg": Disguised()}}, str(path))
     finally:
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
+        remove_fake_modules()
     loaded = load_checkpoint(path)
     assert not marker.exists()
     assert_not_imported()
