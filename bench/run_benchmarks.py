@@ -24,7 +24,7 @@ sys.path.insert(0, str(HERE))
 # librosa's numba cache must be writable; child processes inherit this
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "porter-numba"))
 
-DEFAULT_RECIPE_CANDIDATES = ("default.yaml", "deepspeech_an4_synth.yaml", "deepspeech.yaml")
+DEFAULT_RECIPE_CANDIDATES = ("deepspeech_an4.yaml", "default.yaml")
 
 
 def parse_args(argv=None):
@@ -33,12 +33,13 @@ def parse_args(argv=None):
                    help="small model for bench 1, 12 utterances, 2 repetitions: checks the script, not figures")
     p.add_argument("--only", default="1,2,6", help="comma list of bench groups to run: 1, 2 (= benches 2-5), 6")
     p.add_argument("--repeats", type=int, help="timed repetitions per figure (default 5; 2 with --quick)")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size of the bucketed variants")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="batch size of the bucketed variants (default 16, as the default recipe)")
     p.add_argument("--limit", type=int, help="use only the first N test utterances (default all; 12 with --quick)")
     p.add_argument("--passes", help="comma list of graph passes for bench 4 (default: the Ascend 310 chain in "
                    "bench_recipe.ASCEND_CHAIN)")
-    p.add_argument("--recipe6", type=Path, help="recipe for bench 6 (default: the repository's default recipe "
-                   "under recipes/ if there is one, else the bench recipe)")
+    p.add_argument("--recipe6", type=Path, help="recipe for bench 6 (default: the repository's default recipe, "
+                   "recipes/deepspeech_an4.yaml; with --quick, the small bench recipe)")
     p.add_argument("--workspace", type=Path, default=HERE / "results" / "workspace",
                    help="porter workspace for the bench recipe (kept between invocations)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "benchmarks.json")
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     if "6" in only:
         import cache_bench
 
-        recipe6 = args.recipe6 or _default_recipe6(recipe)
+        recipe6 = args.recipe6 or (recipe if args.quick else _default_recipe6(recipe))
         r = cache_bench.run(recipe=recipe6, workdir=bench_dir, repeats=1 if args.quick else repeats)
         results["benchmarks"]["6_cached_vs_cold"] = r
         lines += cache_bench.summary(r)
