@@ -179,9 +179,10 @@ def rng_snapshot() -> dict:
 
 
 def save_resume(path: Path, model, optimizer, *, epoch: int, next_batch: int, global_step: int, history: list,
-                best: dict) -> None:
+                best: dict, minutes: float = 0.0) -> None:
     atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                       "next_batch": next_batch, "global_step": global_step, "history": history, "best": best, "rng": rng_snapshot()}, path)
+                       "next_batch": next_batch, "global_step": global_step, "minutes": minutes,
+                       "history": history, "best": best, "rng": rng_snapshot()}, path)
 
 
 def load_resume(path: Path) -> dict:
@@ -238,6 +239,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
              steps_per_epoch, sum(p.numel() for p in model.parameters()))
 
     epoch, next_batch, global_step, history = 1, 0, 0, []
+    earlier_minutes = 0.0  # wall time of earlier runs this one resumes, up to their last resume point
     best = {"dev_wer": float("inf"), "epoch": 0, "step": 0}
     resume_path = run_dir / RESUME_NAME
     if resume and resume_path.is_file():
@@ -245,6 +247,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
         epoch, next_batch = int(state["epoch"]), int(state["next_batch"])
         global_step = int(state["global_step"])
         history, best = list(state["history"]), dict(state["best"])
+        earlier_minutes = float(state.get("minutes", 0.0))
         log.info("resumed from %s at epoch %d batch %d step %d", resume_path, epoch, next_batch, global_step)
 
     def checkpoint_and_score(epoch_done: int, batch_done: int) -> None:
@@ -252,10 +255,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
         eval_start = time.monotonic()
         dev_wer, dev_cer, _ = evaluate(model, dev_utts, dev_spects)
         model.train()
-        elapsed = (time.monotonic() - started) / 60
+        elapsed = earlier_minutes + (time.monotonic() - started) / 60
         history.append({"epoch": epoch_done, "batches_in_epoch": batch_done, "step": global_step,
                         "train_loss": window_loss[0] / max(1, window_loss[1]), "dev_wer": round(dev_wer, 2),
-                        "dev_cer": round(dev_cer, 2), "minutes_this_run": round(elapsed, 1)})
+                        "dev_cer": round(dev_cer, 2), "minutes": round(elapsed, 1)})
         window_loss[:] = [0.0, 0]
         log.info("eval epoch %d batch %d step %d: train loss %.3f dev WER %.2f CER %.2f (eval %.0f s, %.1f min)",
                  epoch_done, batch_done, global_step, history[-1]["train_loss"], dev_wer, dev_cer,
@@ -307,7 +310,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
                 checkpoint_and_score(epoch, next_batch)
                 resume_epoch, resume_batch = (epoch + 1, 0) if epoch_end else (epoch, next_batch)
                 save_resume(resume_path, model, optimizer, epoch=resume_epoch, next_batch=resume_batch,
-                            global_step=global_step, history=history, best=best)
+                            global_step=global_step, history=history, best=best,
+                            minutes=earlier_minutes + (time.monotonic() - started) / 60)
             if cfg.max_steps and global_step >= cfg.max_steps:
                 stop_reason = "max steps"
                 break
@@ -323,7 +327,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
 
     epochs_completed = round(epoch - 1 + next_batch / max(1, steps_per_epoch), 3)
     summary = {"stop_reason": stop_reason, "epochs_completed": epochs_completed, "global_step": global_step,
-               "best": best, "history": history, "train_minutes_this_run": round((time.monotonic() - started) / 60, 1)}
+               "best": best, "history": history,
+               "train_minutes_this_run": round((time.monotonic() - started) / 60, 1),
+               "train_minutes_total": round(earlier_minutes + (time.monotonic() - started) / 60, 1)}
     if cfg.test_manifests and Path(cfg.out).is_file():
         best_model = build_model(load_checkpoint(cfg.out))
         summary["test"] = {}
@@ -336,7 +342,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
         summary.update({
             "command": cfg.command, "seed": cfg.seed, "checkpoint": str(cfg.out),
             "model_cfg": asdict(model_cfg), "train_utterances": len(train_utts), "dev_utterances": len(dev_utts),
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "machine": {"platform": platform.platform(), "processor": cpu_model(),
                         "cpus": os.cpu_count(), "torch_threads": cfg.threads, "torch": torch.__version__},
         })
         tmp = Path(cfg.summary).with_name(f".{Path(cfg.summary).name}.tmp")
@@ -344,6 +350,16 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
         os.replace(tmp, cfg.summary)
     log.info("finished: %s", json.dumps({k: summary[k] for k in ("stop_reason", "epochs_completed", "best")}))
     return summary
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -357,13 +373,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true")
     defaults = TrainConfig("", "", "", "")
     for name in ("seed", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_steps", "grad_clip",
-                 "hidden_size", "hidden_layers", "augment_from_epoch", "max_train", "max_dev", "max_steps", "eval_every",
+                 "hidden_size", "hidden_layers", "augment_from_epoch", "max_train", "max_dev", "max_steps",
+                 "eval_every",
                  "threads"):
         default = getattr(defaults, name)
         kind = float if isinstance(default, float) else int
         parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
     parser.add_argument("--rnn-type", choices=("lstm", "gru", "rnn"), default="lstm")
-    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="wall-clock budget of this run; it stops at the next step past it")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -374,7 +392,8 @@ def config_from_args(args, command: str) -> TrainConfig:
         batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, hidden_size=args.hidden_size,
         hidden_layers=args.hidden_layers, rnn_type=args.rnn_type, augment_from_epoch=args.augment_from_epoch,
-        max_minutes=args.max_minutes, max_train=args.max_train, max_dev=args.max_dev, max_steps=args.max_steps, eval_every=args.eval_every,
+        max_minutes=args.max_minutes, max_train=args.max_train, max_dev=args.max_dev, max_steps=args.max_steps,
+        eval_every=args.eval_every,
         threads=args.threads,
         progress=not args.no_progress, command=command)
 
