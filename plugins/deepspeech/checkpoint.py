@@ -13,7 +13,7 @@ import json
 import os
 import pickle
 import zipfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -289,13 +289,18 @@ def load_checkpoint(path) -> LoadedCheckpoint:
     )
 
 
-def build_model(loaded: LoadedCheckpoint) -> DeepSpeech:
-    """The DeepSpeech module of a loaded checkpoint in eval mode; mismatched tensors are named."""
+def _module_for(loaded: LoadedCheckpoint) -> DeepSpeech:
     try:
-        model = DeepSpeech(loaded.labels, loaded.model_cfg, loaded.spect_cfg)
+        return DeepSpeech(loaded.labels, loaded.model_cfg, loaded.spect_cfg)
     except ValueError as exc:
         raise InputError(str(exc), file=loaded.source, field="model_cfg") from None
-    expected = model.state_dict()
+
+
+def check_tensors_fit(loaded: LoadedCheckpoint) -> dict:
+    """Raise an InputError naming the first tensor that does not fit the checkpoint's own config; returns the
+    model weights (metric state left out). The module is built on the meta device: shapes only, no memory."""
+    with torch.device("meta"):
+        expected = _module_for(loaded).state_dict()
     weights = {k: v for k, v in loaded.state_dict.items() if not k.startswith(METRIC_STATE_PREFIXES)}
     for key, tensor in expected.items():
         if key not in weights:
@@ -309,6 +314,13 @@ def build_model(loaded: LoadedCheckpoint) -> DeepSpeech:
     if unexpected:
         raise InputError(f"tensor {unexpected[0]} is not part of the model for model_cfg {loaded.model_cfg} "
                          f"({len(unexpected)} unexpected)", file=loaded.source, field=unexpected[0])
+    return weights
+
+
+def build_model(loaded: LoadedCheckpoint) -> DeepSpeech:
+    """The DeepSpeech module of a loaded checkpoint in eval mode; mismatched tensors are named."""
+    weights = check_tensors_fit(loaded)
+    model = _module_for(loaded)
     model.load_state_dict(weights, strict=True)
     return model.eval()
 

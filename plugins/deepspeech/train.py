@@ -84,8 +84,12 @@ def read_manifest(path, limit: int | None = None) -> list[Utterance]:
         raise InputError(f"cannot read V3 manifest ({exc}); expected JSON with root_path and samples", file=path)
     out = []
     for entry in samples[:limit] if limit else samples:
-        wav = root / entry["wav_path"]
-        text = (root / entry["transcript_path"]).read_text(encoding="utf-8").replace("\n", "").strip().upper()
+        try:
+            wav, txt = root / entry["wav_path"], root / entry["transcript_path"]
+            text = txt.read_text(encoding="utf-8").replace("\n", "").strip().upper()
+        except (KeyError, TypeError, OSError) as exc:
+            raise InputError(f"bad sample {entry!r} ({exc}); expected wav_path and a readable transcript_path "
+                             "relative to root_path", file=path, field="samples") from None
         audio = load_audio(wav)
         out.append(Utterance(Path(entry["wav_path"]).stem, np.round(audio * 32768).astype(np.int16), text))
     return out

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from porter_deepspeech.labels import V3_LABELS
-from porter_deepspeech.model import DeepSpeech, MaskConv, ModelConfig, SpectConfig, time_padding_mask
+from porter_deepspeech.model import DeepSpeech, ModelConfig, SpectConfig, time_padding_mask
 
 torch.set_num_threads(1)
 
