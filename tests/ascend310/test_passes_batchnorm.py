@@ -138,7 +138,8 @@ def test_batchnorm_folds_into_gemm(trans_b, with_c, alpha, beta):
         gemm_inputs.append("c")
     nodes = [helper.make_node("BatchNormalization", ["x", "scale", "shift", "mean", "var"], ["bn"], epsilon=1e-3),
              helper.make_node("Gemm", gemm_inputs, ["y"], transB=trans_b, alpha=alpha, beta=beta)]
-    graph = helper.make_graph(nodes, "bn_gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels])],
+    graph = helper.make_graph(nodes, "bn_gemm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", channels])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", outputs])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     after = fold_batchnorm_into_matmul(_copy(model))

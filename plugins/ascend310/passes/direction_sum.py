@@ -51,7 +51,9 @@ def direction_sum_to_add(model: onnx.ModelProto) -> onnx.ModelProto:
     shapes = Shapes(model)
     changed = False
     for source in _direction_sources(graph, shapes):
-        while _rewrite_one_sum(graph, shapes, source):
+        for _ in range(len(graph.graph.node)):  # each rewrite removes one sum; bounded in any case
+            if not _rewrite_one_sum(graph, shapes, source):
+                break
             changed = True
     if changed:
         graph.clear_value_info()

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from porter.errors import InputError
 
@@ -275,17 +275,3 @@ def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
         if attr.name == "value_ints":
             return np.asarray(list(attr.ints), dtype=np.int64)
     return None
-
-
-def elem_type_of(model: onnx.ModelProto, name: str) -> int | None:
-    for collection in (model.graph.input, model.graph.output, model.graph.value_info):
-        for value in collection:
-            if value.name == name and value.type.HasField("tensor_type"):
-                return value.type.tensor_type.elem_type
-    for tensor in model.graph.initializer:
-        if tensor.name == name:
-            return tensor.data_type
-    return None
-
-
-FLOAT_TYPES = {TensorProto.FLOAT}

@@ -37,6 +37,8 @@ def _split(graph: Graph, node: onnx.NodeProto) -> None:
     activations = _per_direction_attributes(node)
     if activations is None:
         return  # activation parameters we cannot attribute to a direction: leave the node as it is
+    if not any(graph.is_used(out) for out in node.output):
+        return  # a dead node: finish() prunes it
     rnn.make_time_major(graph, node)
     name = node.name or node.op_type
     bidirectional = rnn.direction(node) == "bidirectional"
@@ -78,7 +80,7 @@ def _split(graph: Graph, node: onnx.NodeProto) -> None:
         new.attribute.extend(copy.deepcopy(a) for a in node.attribute if a.name not in PER_DIRECTION_ATTRIBUTES)
         new.attribute.append(onnx.helper.make_attribute("direction", "forward"))
         for attr_name, values in activations.items():
-            new.attribute.append(onnx.helper.make_attribute(attr_name, values[index if bidirectional else 1]))
+            new.attribute.append(onnx.helper.make_attribute(attr_name, values[1 if backward else 0]))
         graph.graph.node.append(new)
         per_direction_outputs.append((backward, outputs))
 
@@ -117,8 +119,7 @@ def _per_direction_attributes(node: onnx.NodeProto) -> dict | None:
             return None
         half = len(values) // directions
         parts = [values[i * half:(i + 1) * half] for i in range(directions)]
-        # a single-direction node keeps its only list for "its" direction, stored at index 1 below
-        result[attr_name] = (parts[0], parts[-1])
+        result[attr_name] = (parts[0], parts[-1])  # forward, backward (the same list for a one-direction node)
     return result
 
 
