@@ -86,7 +86,8 @@ def porter_graph_fix(graph_pass, model):
     implementation = IMPLEMENTATIONS.get(graph_pass.name)
     if implementation is None:
         return None
-    return implementation(model, **dict(graph_pass.options))
+    # an option left unset reaches us as None: the function's own default applies then
+    return implementation(model, **{k: v for k, v in dict(graph_pass.options).items() if v is not None})
 
 
 def cleanup(model: onnx.ModelProto, fold_constants: bool = True, fold_shapes: bool = True,

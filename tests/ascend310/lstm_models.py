@@ -119,14 +119,14 @@ def export(module: nn.Module, args, input_names, output_names, dynamic_axes, ops
     return onnx.load_from_string(buffer.getvalue())
 
 
-def export_deepspeech_like(use_lengths=True, seed=0, **kwargs) -> onnx.ModelProto:
+def export_deepspeech_like(use_lengths=True, seed=0, opset=11, **kwargs) -> onnx.ModelProto:
     torch.manual_seed(seed)
     model = DeepSpeechLike(use_lengths=use_lengths, **kwargs)
     randomize_batchnorms(model, seed)
     x = torch.randn(9, 3, model.rnns[0].rnn.input_size)
     lengths = torch.tensor([9, 7, 4], dtype=torch.int32)
     return export(model, (x, lengths), ["features", "lengths"], ["probs"],
-                  {"features": {0: "T", 1: "B"}, "lengths": {0: "B"}, "probs": {0: "B", 1: "T"}})
+                  {"features": {0: "T", 1: "B"}, "lengths": {0: "B"}, "probs": {0: "B", 1: "T"}}, opset=opset)
 
 
 def export_batch_first(rnn_type=nn.GRU, use_lengths=True, seed=1, opset=14, **kwargs) -> onnx.ModelProto:

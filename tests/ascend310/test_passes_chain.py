@@ -37,6 +37,16 @@ def test_chain_on_deepspeech_like_keeps_outputs_and_leaves_forward_lstms_only(de
     assert set(lm.hidden_sizes(after)) == {32}
 
 
+@pytest.mark.parametrize("opset", [10, 17])
+def test_chain_across_opsets(opset):
+    """Squeeze/ReduceSum/Slice moved attributes to inputs over the opsets; the passes build either form."""
+    before = lm.export_deepspeech_like(use_lengths=True, opset=opset)
+    after = lm.apply_passes(before)
+    assert after.opset_import[0].version == opset
+    assert lm.max_abs_diff(before, after, lm.time_major_feeds()) <= TOLERANCE
+    assert "BatchNormalization" not in lm.op_counts(after) and lm.directions(after) == ["forward"] * 6
+
+
 @pytest.mark.parametrize("case", ["gru_lengths", "gru_full", "lstm_lengths", "lstm_no_lengths"])
 def test_chain_on_batch_first_stacked_models(case):
     rnn_type = nn.GRU if case.startswith("gru") else nn.LSTM

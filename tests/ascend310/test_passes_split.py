@@ -205,3 +205,24 @@ def test_a_sum_over_another_axis_is_not_rewritten():
     assert lm.op_counts(after)["ReduceSum"] == 1
     feeds = {"x": np.random.default_rng(1).standard_normal((7, 3, 6)).astype(np.float32)}
     assert lm.max_abs_diff(before, after, feeds) < 1e-6
+
+
+def test_final_states_only_model_keeps_y_h_and_y_c():
+    """A classifier on the last hidden state (no Y used): Y_h/Y_c are rebuilt from both directions."""
+    import torch
+
+    class FinalState(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(5, 7, bidirectional=True, num_layers=2)
+            self.fc = nn.Linear(14, 3)
+
+        def forward(self, x):
+            _, (h, c) = self.rnn(x)
+            return self.fc(torch.cat([h[-2], h[-1]], -1)), c
+
+    before = lm.export(FinalState(), (torch.randn(6, 2, 5),), ["x"], ["y", "c"], {"x": {0: "T", 1: "B"}})
+    after = split_bidirectional_lstm(_copy(before))
+    assert lm.directions(after) == ["forward"] * 4
+    feeds = {"x": np.random.default_rng(0).standard_normal((8, 3, 5)).astype(np.float32)}
+    assert lm.max_abs_diff(before, after, feeds) < 1e-6
