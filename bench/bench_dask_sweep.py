@@ -121,23 +121,29 @@ class TwoWorkerCluster:
     def __enter__(self) -> "TwoWorkerCluster":
         dask = shutil.which("dask") or "dask"
         started = time.perf_counter()
-        self._spawn("scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+        # --dashboard-address pins the HTTP server (health, metrics) that --no-dashboard leaves on 0.0.0.0
+        loopback_http = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+        self._spawn("scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *loopback_http,
                                   "--scheduler-file", str(self.scheduler_file), "--idle-timeout", "600"])
         for i in range(2):
             self._spawn(f"worker{i}", [dask, "worker", "--scheduler-file", str(self.scheduler_file), "--host",
-                                       "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--no-nanny",
+                                       "127.0.0.1", "--nthreads", "1", *loopback_http, "--no-nanny",
                                        "--death-timeout", "60", "--name", f"bench-{i}",
                                        "--local-directory", str(self.folder / f"scratch{i}")])
         from distributed import Client
 
         deadline = time.monotonic() + 120
-        while not self.scheduler_file.exists():
+        self.address = None
+        while not self.address:
             if time.monotonic() > deadline:
                 raise RuntimeError("the Dask scheduler did not start")
             time.sleep(0.1)
-        with Client(scheduler_file=str(self.scheduler_file), timeout=60) as client:
+            try:  # Dask writes the file in place: it may exist and still be empty
+                self.address = json.loads(self.scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                pass
+        with Client(self.address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
-            self.address = json.loads(self.scheduler_file.read_text())["address"]
         self.start_seconds = time.perf_counter() - started
         return self
 
@@ -161,15 +167,17 @@ class TwoWorkerCluster:
         return {"round_trip_median": statistics.median(round_trips), "chain_per_hop": per_hop, "hops": hops}
 
     def __exit__(self, *exc) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        # workers first (they unregister from the scheduler on the way out), then the scheduler
+        for group in (self.procs[1:], self.procs[:1]):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in group:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
 
 # ------------------------------------------------------------------------------------------------ figures

@@ -189,6 +189,7 @@ def run_stage_task(node: StageNode, upstream: Mapping[str, object], *, workspace
         return TaskOutcome(blocked, time.time())
     try:
         plugins, load_seconds = worker_plugin_set(worker_plugins)
+        node_started = time.perf_counter()
         value, record = run_node(node, {role: by_key[key].value for role, key in node.inputs.items()}, plugins,
                                  Workspace(Path(workspace_root)), force=force, variant=variant,
                                  submitted_at=ready_at)
@@ -197,13 +198,18 @@ def run_stage_task(node: StageNode, upstream: Mapping[str, object], *, workspace
     except (ToolMissingError, StageError) as exc:
         # StageError does not survive pickling (keyword-only constructor): only its message travels
         return TaskOutcome(failure_result(node, exc), time.time())
+    node_seconds = time.perf_counter() - node_started
     finished = time.time()
     record.worker = _worker_name()
     record.waited_seconds = max(0.0, task_started - ready_at)
     task_seconds = finished - task_started
-    record.extra = {**record.extra, "task_seconds": task_seconds, "plugin_load_seconds": load_seconds,
-                    # what the task cost beyond the stage's own work: unpickling, plugin loading, cache lookups
-                    "task_overhead_seconds": max(0.0, task_seconds - (0.0 if record.cache_hit else record.seconds))}
+    record.extra = {
+        **record.extra, "task_seconds": task_seconds, "plugin_load_seconds": load_seconds,
+        # what being a Dask task added: the blocked-input check and the plugin set (built once per worker)
+        "task_overhead_seconds": max(0.0, task_seconds - node_seconds),
+        # run_node's own cost beyond the stage (lock, fsync'ed commit, artifact digest): paid in-process too
+        "bookkeeping_seconds": max(0.0, node_seconds - (0.0 if record.cache_hit else record.seconds)),
+    }
     return TaskOutcome(NodeResult(value, record), finished)
 
 
@@ -233,9 +239,10 @@ def offered_resources(client: Client) -> dict[str, dict[str, float]]:
 
 
 def missing_resources(needs: Mapping[str, float], offered: Mapping[str, Mapping[str, float]]) -> list[str] | None:
-    """None when one worker offers everything ``needs`` asks for, else the resources the best worker lacks."""
+    """None when one worker offers everything ``needs`` asks for, else the resources the best worker lacks
+    (an empty list: no worker is connected at all)."""
     if not offered:
-        return sorted(needs) or ["any worker"]
+        return sorted(needs)
     best: list[str] | None = None
     for resources in offered.values():
         lacking = sorted(n for n, amount in needs.items() if resources.get(n, 0.0) < amount)
@@ -322,12 +329,16 @@ class DaskExecutor:
             offered = offered_resources(client)
             for node in to_submit:
                 lacking = missing_resources(needs[node.key], offered)
-                if lacking is not None:
+                if lacking:
+                    wanted = " ".join(f"{n}={needs[node.key][n]:g}" for n in lacking)
+                    hint = (f"start a worker that has it (dask worker SCHEDULER --resources \"{wanted}\")"
+                            if self.address else
+                            "porter's own local cluster offers no resources: start a Dask cluster whose workers "
+                            f"have it (--resources \"{wanted}\") and pass its address (--address)")
                     raise ResourceUnavailableError(
                         f"{_describe_node(plan, node)} needs resource {', '.join(map(repr, lacking))} "
                         f"({_format_needs(needs[node.key])}), which no worker of the Dask cluster offers "
-                        f"({_describe_offers(offered)}); start a worker that has it, e.g. "
-                        f"dask worker SCHEDULER --resources \"{' '.join(f'{n}=1' for n in lacking)}\"")
+                        f"({_describe_offers(offered)}); {hint}")
             self._check_workspace_visible(client, workspace)
             token = uuid.uuid4().hex[:8]
             submitted: dict[str, _Submitted] = {}
@@ -356,8 +367,10 @@ class DaskExecutor:
     def _client(self) -> Iterator[Client]:
         if self.address is None:
             with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
+                # loopback only, every port chosen by the OS; the scheduler's HTTP server (health, metrics) would
+                # otherwise take the fixed port 8787 whenever no dashboard is asked for
                 cluster = LocalCluster(n_workers=self.local_workers, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", scheduler_port=0, dashboard_address=None,
+                                       host="127.0.0.1", scheduler_port=0, dashboard_address="127.0.0.1:0",
                                        worker_dashboard_address=None, silence_logs=logging.ERROR)
             try:
                 with Client(cluster) as client:
@@ -438,6 +451,10 @@ class DaskExecutor:
             if item.stalled_since is None:
                 item.stalled_since = now
             elif now - item.stalled_since > self.resource_timeout:
+                if not lacking:
+                    raise ClusterError(
+                        f"{_describe_node(plan, item.node)} is waiting, and no Dask worker has been connected to "
+                        f"the scheduler for {self.resource_timeout:g} s (PORTER_DASK_RESOURCE_TIMEOUT)")
                 raise ResourceUnavailableError(
                     f"{_describe_node(plan, item.node)} needs resource {', '.join(map(repr, lacking))} "
                     f"({_format_needs(item.needs)}), and no worker offering it has been connected for "

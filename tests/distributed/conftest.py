@@ -117,35 +117,48 @@ class DaskProcesses:
     def start(self, workers: dict[str, str]) -> "DaskProcesses":
         """Start the scheduler, then one worker per ``name → resources`` ("" for none); wait for all of them."""
         dask = shutil.which("dask") or "dask"
+        # --no-dashboard alone still serves HTTP (health, metrics) on 0.0.0.0: pin that to loopback too
         self._spawn("scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
                                   "--scheduler-file", str(self.scheduler_file), "--no-dashboard",
+                                  "--dashboard-address", "127.0.0.1:0",
                                   # a safety net should this test process die without cleaning up: an idle
                                   # scheduler exits, and its workers follow after their death timeout
                                   "--idle-timeout", "300"])
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not self.scheduler_file.exists():
+        while not (address := _scheduler_address(self.scheduler_file)):
             self._check_alive("scheduler")
             if time.monotonic() > deadline:
                 raise AssertionError("the Dask scheduler did not start:\n" + self.log("scheduler"))
             time.sleep(0.1)
-        self.scheduler_address = json.loads(self.scheduler_file.read_text())["address"]
+        self.scheduler_address = address
         assert self.scheduler_address.startswith("tcp://127.0.0.1:")
         for name, resources in workers.items():
             argv = [dask, "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
-                    "--nthreads", "1", "--no-nanny", "--no-dashboard", "--name", name, "--death-timeout", "30",
+                    "--nthreads", "1", "--no-nanny", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                    "--name", name, "--death-timeout", "30",
                     "--local-directory", str(self.folder / f"{name}-scratch")]
             if resources:
                 argv += ["--resources", resources]
             self._spawn(name, argv)
         self._wait_for_workers(set(workers), deadline)
+        listening = self.listening_hosts()
+        assert listening == {"127.0.0.1"}, f"a Dask process listens beyond loopback: {listening}"
         return self
+
+    def listening_hosts(self) -> set[str]:
+        hosts = set()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                hosts |= listening_hosts(psutil.Process(proc.pid))
+        return hosts
 
     def _wait_for_workers(self, names: set[str], deadline: float) -> None:
         from distributed import Client
 
         with Client(scheduler_file=str(self.scheduler_file), timeout=START_TIMEOUT_S) as client:
             while True:
-                seen = {str(info["name"]): addr for addr, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+                workers = client.scheduler_info(n_workers=-1)["workers"]
+                seen = {str(info["name"]): addr for addr, info in workers.items()}
                 if names <= set(seen):
                     self.addresses = {n: seen[n] for n in names}
                     return
@@ -173,15 +186,44 @@ class DaskProcesses:
         return f"--- {name} log ---\n" + (path.read_text(errors="replace")[-4000:] if path.exists() else "(none)")
 
     def close(self) -> None:
-        for proc in reversed(list(self.procs.values())):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        # workers first: a worker told to stop unregisters from the scheduler, and waits for it if it is gone
+        workers = [p for name, p in self.procs.items() if name != "scheduler"]
+        _stop(workers)
+        _stop([p for name, p in self.procs.items() if name == "scheduler"])
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(name="listening_hosts")
+def listening_hosts_fixture():
+    """``listening_hosts(psutil.Process)`` → the addresses it listens on."""
+    return listening_hosts
+
+
+def listening_hosts(proc) -> set[str]:
+    """The local addresses ``proc`` accepts connections on."""
+    try:
+        return {c.laddr.ip for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def _scheduler_address(path: Path) -> str | None:
+    # Dask writes the scheduler file in place: it can exist and still be empty or half-written
+    try:
+        return json.loads(path.read_text())["address"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _worker_env(folder: Path, stall_dir: Path) -> dict:

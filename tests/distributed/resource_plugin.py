@@ -6,7 +6,8 @@ Loaded by recipes next to ``mlp_porter`` (it registers no names, so cache keys d
   separated by ``;``, e.g. ``compile:builder=1;run:runner=1`` (the default). An empty value declares nothing.
 - ``PORTER_TEST_STALL_DIR`` (read in the workers): when the file ``stall-run`` exists in that folder, the first
   run stage to see it claims it by renaming it to ``stalled-<pid>`` and then sleeps, so the test knows which
-  worker process to kill. Claiming is a rename, so only one stage ever stalls.
+  worker process to kill or the driver to interrupt. Claiming is a rename, so only one stage ever stalls; the
+  file's text is how many seconds to sleep (empty: 120).
 """
 from __future__ import annotations
 
@@ -49,5 +50,6 @@ def porter_run(target, compiled, inputs, workdir):
         except FileNotFoundError:
             return None
         (workdir / "partial-output.bin").write_bytes(b"half")  # what a killed stage leaves in its work dir
-        time.sleep(STALL_SECONDS)
+        time.sleep(float(claimed.read_text().strip() or STALL_SECONDS))
+        (workdir / "partial-output.bin").unlink()  # the stage went on to finish: nothing partial remains
     return None  # the target's own plugin runs the stage

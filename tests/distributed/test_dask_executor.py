@@ -6,6 +6,10 @@ model; the resource test plugin makes compile stages need ``builder`` and run st
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -59,7 +63,7 @@ def _records(report, stage: str):
 def _kill_when_stalled(cluster, names: tuple[str, ...], killed: dict) -> threading.Thread:
     """Kill (SIGKILL) whichever of ``names`` claims the stall marker, as soon as it does."""
     stall_dir = Path(cluster.env["PORTER_TEST_STALL_DIR"])
-    (stall_dir / "stall-run").write_text("stall the first run stage that sees this")
+    (stall_dir / "stall-run").write_text("120")  # seconds: longer than the test waits, so only a kill ends it
     pids = {cluster.pid(n): n for n in names}
 
     def watch():
@@ -121,6 +125,39 @@ def test_a_stage_no_worker_can_host_fails_fast_naming_the_resource(project, spre
     assert not (ws / "artifacts").exists()  # nothing was submitted
 
 
+def test_interrupted_driver_leaves_no_partial_artifact_and_a_rerun_resumes(project, local_reference,
+                                                                         spread_cluster):
+    stall_dir = Path(spread_cluster.env["PORTER_TEST_STALL_DIR"])
+    (stall_dir / "stall-run").write_text("3")  # the stalled run stage finishes 3 s later, driver or not
+    ws = project.workspace("interrupted")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "porter.cli.main", "run", str(project.recipe), "--executor", "dask", "--address",
+         spread_cluster.scheduler_address, "--workspace", str(ws), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        deadline = time.monotonic() + 60
+        while not any(stall_dir.glob("stalled-*")) and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(stall_dir.glob("stalled-*")), "no run stage stalled"
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert driver.returncode == 130, err
+    assert "interrupted" in err
+    # everything renamed into place is whole; the stage that was running has only a temporary work directory
+    finals = [d for d in (ws / "artifacts").glob("*/*") if not d.name.startswith(".")]
+    assert finals and all((d / "artifact.json").is_file() for d in finals)
+    assert not any((d / "partial-output.bin").exists() for d in finals)
+
+    resumed = run_recipe(project.recipe, workspace=ws, executor="dask", address=spread_cluster.scheduler_address)
+    assert resumed.stage_counts["cached"] >= len(finals) + 1  # and the stage that was running when interrupted
+    assert any(s.cache_hit for s in _records(resumed, "run"))
+    assert_same_report(resumed, ws, local_reference, project.workspace("local"))
+
+
 def test_worker_killed_mid_stage_is_retried_on_another_and_report_is_unchanged(project, local_reference,
                                                                                dask_cluster):
     cluster = dask_cluster({"w-a": "builder=1 runner=1", "w-b": "builder=1 runner=1"})
@@ -167,20 +204,97 @@ def test_last_worker_with_a_resource_lost_fails_within_timeout_and_rerun_resumes
     assert_same_report(resumed, ws, local_reference, project.workspace("local"))
 
 
-def test_local_cluster_through_the_cli(project, local_reference, monkeypatch, capsys):
-    from porter.cli.main import main
-    from porter.report import RunReport  # noqa: F401 - the report is read back as JSON below
+def test_local_cluster_binds_loopback_only_and_matches_in_process(project, local_reference, monkeypatch,
+                                                                  listening_hosts):
+    import psutil
 
     monkeypatch.setenv("PORTER_TEST_STAGE_RESOURCES", "")  # a local cluster's workers offer no resources
-    ws = project.workspace("local-cluster")
-    code = main(["run", str(project.recipe), "--executor", "dask", "--workspace", str(ws), "--quiet"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    import json
+    seen_hosts: set[str] = set()
 
-    report = json.loads((ws / "report.json").read_text())
-    assert report["executor"] == "dask"
-    workers = {s["worker"] for v in report["variants"] for s in v["stages"]}
+    def look_at_the_cluster(node, variant):  # called on the driver while the cluster is up
+        if not seen_hosts:
+            me = psutil.Process()
+            for proc in [me, *me.children(recursive=True)]:
+                seen_hosts.update(listening_hosts(proc))
+
+    ws = project.workspace("local-cluster")
+    report = run_recipe(project.recipe, workspace=ws, executor="dask", variants=("torch", "ort_all"),
+                        progress=look_at_the_cluster)
+    assert seen_hosts == {"127.0.0.1"}
+    assert report.executor == "dask"
+    workers = {s.worker for v in report.variants for s in v.stages}
     assert len(workers) >= 1 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
-    local = {v.name: v.metrics for v in local_reference.variants}
-    assert {v["name"]: v["metrics"] for v in report["variants"]} == local
+    local = {v.name: (v.metrics, v.artifacts) for v in local_reference.variants if v.name in ("torch", "ort_all")}
+    assert {v.name: (v.metrics, v.artifacts) for v in report.variants} == local
+
+
+# ------------------------------------------------------------------------------------------------ no cluster needed
+
+def test_worker_refuses_a_plugin_set_that_differs_from_the_drivers(project, monkeypatch):
+    from porter.dask_executor import WorkerPlugins, worker_plugin_set
+    from porter.errors import InputError
+    from porter.plugins import load_plugins
+
+    monkeypatch.syspath_prepend(str(project.root))
+    spec = WorkerPlugins.from_plugin_set(load_plugins(("mlp_porter",)), extra_roots=(project.root,))
+    assert "mlp_porter" in spec.modules and str(project.root) in spec.import_roots
+    drifted = WorkerPlugins(spec.entry_points, spec.modules, spec.import_roots,
+                            tuple((n, "9.9" if n == "mlp_porter" else v) for n, v in spec.expected))
+    with pytest.raises(InputError, match=r"mlp_porter.*9\.9|9\.9.*mlp_porter"):
+        worker_plugin_set(drifted)
+    plugins, _ = worker_plugin_set(spec)
+    assert plugins.registry.get("models", "mlp") is not None
+
+
+def test_in_process_plugin_objects_cannot_be_shipped_to_workers():
+    from porter.dask_executor import WorkerPlugins
+    from porter.errors import InputError
+    from porter.plugins import load_plugins
+
+    class Inline:
+        pass
+
+    with pytest.raises(InputError, match="in-process object"):
+        WorkerPlugins.from_plugin_set(load_plugins(extra_objects=[("inline", Inline())]))
+
+
+def test_resource_needs_merge_by_maximum_and_placement_names_what_is_lacking():
+    from porter import hookimpl
+    from porter.dask_executor import missing_resources, stage_resources
+    from porter.errors import InputError
+    from porter.plan import StageNode
+    from porter.plugins import load_plugins
+    from porter.specs import TargetConfig
+
+    class Builds:
+        @hookimpl
+        def porter_stage_resources(self, stage, target):
+            return {"atc": 1, "memory_gb": 8} if stage == "compile" and target.name == "t" else None
+
+    class NeedsMore:
+        @hookimpl
+        def porter_stage_resources(self, stage, target):
+            return {"memory_gb": 16} if stage == "compile" else None
+
+    plugins = load_plugins(extra_objects=[("builds", Builds()), ("more", NeedsMore())], use_entry_points=False)
+    compile_node = StageNode("k1", "compile", "builds", TargetConfig("t", {}))
+    assert stage_resources(plugins, compile_node) == {"atc": 1.0, "memory_gb": 16.0}
+    assert stage_resources(plugins, StageNode("k2", "score", "builds", None)) == {}
+
+    class Bad:
+        @hookimpl
+        def porter_stage_resources(self, stage, target):
+            return {"atc": -1}
+
+    bad = load_plugins(extra_objects=[("bad", Bad())], use_entry_points=False)
+    with pytest.raises(InputError, match="positive number"):
+        stage_resources(bad, compile_node)
+
+    offered = {"tcp://a": {"atc": 1.0}, "tcp://b": {"ascend310": 1.0, "cpu": 4.0}}
+    assert missing_resources({}, offered) is None
+    assert missing_resources({"atc": 1}, offered) is None
+    assert missing_resources({"cpu": 2, "ascend310": 1}, offered) is None
+    assert missing_resources({"atc": 1, "ascend310": 1}, offered) in (["ascend310"], ["atc"])  # no single host
+    assert missing_resources({"cpu": 8}, offered) == ["cpu"]
+    assert missing_resources({"atc": 1}, {}) == ["atc"]
+    assert missing_resources({}, {}) == []
