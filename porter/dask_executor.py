@@ -426,10 +426,11 @@ class DaskExecutor:
                     outcome: TaskOutcome = future.result()
                 except KilledWorker as exc:
                     last = getattr(exc.last_worker, "address", exc.last_worker)
+                    deaths = exc.allowed_failures + 1
                     raise ClusterError(
-                        f"{_describe_node(plan, item.node)} was running on Dask workers that died "
-                        f"{exc.allowed_failures + 1} times (last {last}); the scheduler gave up "
-                        "on it (distributed.scheduler.allowed-failures)") from None
+                        f"{_describe_node(plan, item.node)} was on Dask workers that died while it ran or waited "
+                        f"there, {deaths} time{'s' if deaths != 1 else ''} (last {last}); the scheduler gave up on "
+                        "it (distributed.scheduler.allowed-failures)") from None
                 if outcome.input_error:
                     raise InputError(outcome.input_error)
                 results[item.node.key] = outcome.result

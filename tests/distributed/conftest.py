@@ -239,14 +239,15 @@ def _worker_env(folder: Path, stall_dir: Path) -> dict:
 
 @pytest.fixture
 def dask_cluster():
-    """A factory: ``dask_cluster({"w-a": "runner=1", ...})`` → running DaskProcesses; all stopped afterwards."""
+    """A factory: ``dask_cluster({"w-a": "runner=1", ...}, env=None)`` → running DaskProcesses (``env`` adds to the
+    processes' environment); all stopped and their folders removed afterwards."""
     made: list[tuple[DaskProcesses, Path]] = []
 
-    def start(workers: dict[str, str]) -> DaskProcesses:
+    def start(workers: dict[str, str], env: dict | None = None) -> DaskProcesses:
         folder = Path(tempfile.mkdtemp(prefix="porter-dask-"))
         stall = folder / "stall"
         stall.mkdir()
-        cluster = DaskProcesses(folder, _worker_env(folder, stall))
+        cluster = DaskProcesses(folder, {**_worker_env(folder, stall), **(env or {})})
         made.append((cluster, folder))
         return cluster.start(workers)
 

@@ -178,6 +178,25 @@ def test_worker_killed_mid_stage_is_retried_on_another_and_report_is_unchanged(p
     assert not any(run_dir.glob("[!.]*/partial-output.bin"))
 
 
+def test_retries_on_worker_loss_are_bounded(project, dask_cluster):
+    from porter.dask_executor import ClusterError
+
+    # the scheduler's allowed-failures bounds how many worker deaths one task may cause; 0: the first one fails it
+    cluster = dask_cluster({"w-a": "builder=1 runner=1", "w-b": "builder=1 runner=1"},
+                           env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+    killed: dict = {}
+    watcher = _kill_when_stalled(cluster, ("w-a", "w-b"), killed)
+    with pytest.raises(ClusterError) as err:
+        run_recipe(project.recipe, workspace=project.workspace("bounded"), executor="dask",
+                   address=cluster.scheduler_address)
+    watcher.join(timeout=5)
+    assert killed
+    message = str(err.value)
+    # the stalled run stage, or a stage queued behind it on the same worker: each counts the death against it
+    assert "stage '" in message and "died while it ran or waited there, 1 time " in message
+    assert cluster.addresses[killed["name"]] in message and "allowed-failures" in message
+
+
 def test_last_worker_with_a_resource_lost_fails_within_timeout_and_rerun_resumes(project, local_reference,
                                                                                  dask_cluster, monkeypatch):
     from porter.dask_executor import ResourceUnavailableError
