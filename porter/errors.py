@@ -22,6 +22,9 @@ class InputError(PorterError):
     def __init__(self, message: str, *, file=None, field: str | None = None):
         self.file = file
         self.field = field
+        # where in a run it surfaced; the core fills these in so the CLI can say which stage and variant
+        self.stage: str | None = None
+        self.variant: str | None = None
         where = ""
         if file is not None:
             where = f"{file}"

@@ -80,7 +80,8 @@ def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
         if not path.is_absolute():
             path = (base_dir / path).resolve()
         if opt.must_exist and not path.exists():
-            raise RecipeError(f"file not found: {path}", file=file, field=field)
+            raise RecipeError(f"file not found: {path} (expected {opt.help or 'an existing file or folder'})",
+                              file=file, field=field)
         return path
     if opt.kind != "any":
         types = _PY_TYPES[opt.kind]

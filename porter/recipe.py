@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
+import pkgutil
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +78,9 @@ def read_recipe_file(path: Path) -> dict:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise RecipeError(f"malformed YAML{where}: {problem}", file=path) from None
+    if data is None:
+        raise RecipeError("the recipe is empty; expected a mapping with model, dataset, target and variants",
+                          file=path)
     if not isinstance(data, dict):
         raise RecipeError(f"expected a mapping at the top level, got {type(data).__name__}", file=path)
     return data
@@ -124,7 +129,28 @@ def recipe_plugin_modules(raw: dict, path: Path) -> tuple[str, ...]:
         mods = [mods]
     if not isinstance(mods, list) or not all(isinstance(m, str) for m in mods):
         raise RecipeError(f"expected a list of module names, got {mods!r}", file=path, field="plugins")
+    for index, module in enumerate(mods):
+        _check_module_exists(module, Path(path).parent, file=path, field=f"plugins[{index}]")
     return tuple(mods)
+
+
+def _check_module_exists(module: str, recipe_dir: Path, *, file, field: str) -> None:
+    """A misspelt plugin module is a recipe error with a suggestion, not an ImportError from deep inside."""
+    top = module.split(".", 1)[0]
+    if not top.isidentifier():
+        raise RecipeError(f"bad module name {module!r}; expected a dotted Python module name", file=file, field=field)
+    if (recipe_dir / f"{top}.py").is_file() or (recipe_dir / top).is_dir():  # a package, namespace ones too
+        return
+    try:
+        if importlib.util.find_spec(top) is not None:
+            return
+    except (ImportError, ValueError):
+        pass
+    nearby = [p.stem for p in recipe_dir.glob("*.py")] + [p.parent.name for p in recipe_dir.glob("*/__init__.py")]
+    installed = [m.name for m in pkgutil.iter_modules()]
+    raise RecipeError(
+        f"plugin module {module!r} not found{suggest(top, nearby + installed)} (expected an importable module or "
+        f"a {top}.py next to the recipe, in {recipe_dir})", file=file, field=field)
 
 
 def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = None) -> Recipe:

@@ -12,7 +12,7 @@ import onnx
 import hashlib
 
 from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
-from porter.errors import InputError, PorterError, StageError, ToolMissingError
+from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
 from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
@@ -72,7 +72,13 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
             value = workspace.commit(node.stage, node.key, workdir, value, record)
         except BaseException as exc:
             workspace.discard(workdir)
-            if isinstance(exc, (PorterError, KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, InputError):
+                if exc.stage is None:
+                    exc.stage, exc.variant = node.stage, variant
+                raise
+            # the executors handle these three; any other PorterError (a vendor tool that exited non-zero,
+            # unreadable device output) fails this variant like any other exception, not the whole run
+            if isinstance(exc, (ToolMissingError, StageError, KeyboardInterrupt, SystemExit)):
                 raise
             plugins.hook.porter_stage_error(stage=node.stage, plugin=node.plugin, variant=variant, error=exc)
             raise StageError(stage=node.stage, plugin=node.plugin, variant=variant, cause=exc) from exc
@@ -112,7 +118,8 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
         if out is None:
             raise _no_answer(node, f"dataset {dataset.name!r}")
         if len(out) == 0:
-            raise InputError(f"dataset {dataset.name!r} produced no samples", field="dataset")
+            raise InputError(f"dataset {dataset.name!r} produced no samples; expected at least one (check its "
+                             "options)", field="dataset.options")
         return out
     if node.stage == "export":
         out = hook.porter_export(model=node.config, inputs=upstream["inputs"], workdir=workdir)

@@ -15,14 +15,17 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Iterator
 
 from porter import artifacts as _artifacts
+from porter.errors import InputError
 
 ARTIFACT_FILE = "artifact.json"
+WORKSPACE_HINT = " (choose another with --workspace or the recipe's workspace: key)"
 _TYPES = {cls.__name__: cls for cls in (
     _artifacts.OnnxModel, _artifacts.CompiledModel, _artifacts.InputSet, _artifacts.OutputSet,
     _artifacts.Metrics, _artifacts.TensorSpec, _artifacts.ParityCheck, _artifacts.PassRecord,
@@ -121,11 +124,43 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _why_unwritable(path: Path, error: OSError) -> str:
+    # "Not a directory" alone does not say which component is in the way
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                return f"{candidate} is a file, not a folder"
+            break
+    return error.strerror or str(error)
+
+
+def make_dirs(path: Path, *, what: str, named: Path | None = None, hint: str = "") -> Path:
+    """``mkdir -p`` that reports a folder porter cannot create as bad input (exit 2), not as a crash.
+
+    ``named`` is the folder the message names (the workspace rather than its ``locks`` subfolder)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create {what} ({_why_unwritable(path, error)}); expected a folder porter can "
+                         f"write to{hint}", file=named or path) from None
+    return path
+
+
+def _temporary(make, path: Path, *, what: str):
+    try:
+        return make()
+    except OSError as error:
+        raise InputError(f"cannot write {what} here ({_why_unwritable(path, error)}); expected a folder porter "
+                         "can write to", file=path) from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file under a temporary name in the same folder, fsync, then rename over the target."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_dirs(path.parent, what=f"this folder for {path.name}")
+    fd, tmp = _temporary(lambda: tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent),
+                         path.parent, what=path.name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -140,15 +175,51 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ store
 
+def _file_stamps(folder: Path) -> dict[str, list]:
+    """Relative name → [size, mtime_ns, sha256] of every file an artifact holds."""
+    stamps = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.name.startswith(ARTIFACT_FILE):
+            st = path.stat()
+            stamps[str(path.relative_to(folder))] = [st.st_size, st.st_mtime_ns, file_digest(path)]
+    return stamps
+
+
+def _damaged_file(folder: Path, stamps) -> str | None:
+    """The first file of an artifact that is missing or no longer holds what was stored, or None.
+
+    Size and modification time decide cheaply; only a file whose mtime moved (an edit, or a copy that did not
+    keep times) is hashed again."""
+    if not isinstance(stamps, dict):
+        return None  # stored by a porter that did not record its files
+    for name, stamp in stamps.items():
+        if not (isinstance(stamp, list) and len(stamp) == 3):
+            return f"the record of {name} is unreadable"
+        size, mtime_ns, sha = stamp
+        path = folder / name
+        try:
+            st = path.stat()
+        except OSError:
+            return f"{name} is missing"
+        if st.st_size != size:
+            return f"{name} has {st.st_size} bytes, stored with {size}"
+        if st.st_mtime_ns != mtime_ns and file_digest(path) != sha:
+            return f"{name} was modified: its content hash differs"
+    return None
+
+
 class Workspace:
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
+        self._reported_damage: set[tuple[str, str]] = set()
 
     def artifact_dir(self, stage: str, key: str) -> Path:
         return self.root / "artifacts" / stage / key
 
     def lookup(self, stage: str, key: str):
-        """The stored artifact for (stage, key), or None. Only renamed-into-place artifacts count."""
+        """The stored artifact for (stage, key), or None. Only renamed-into-place artifacts whose files all
+        still hold what was stored count: a truncated, edited or deleted model file is computed again rather
+        than handed to the next stage."""
         final = self.artifact_dir(stage, key)
         meta = final / ARTIFACT_FILE
         if not meta.is_file():
@@ -156,6 +227,13 @@ class Workspace:
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
+            return None
+        damaged = _damaged_file(final, data.get("files"))
+        if damaged is not None:
+            if (stage, key) not in self._reported_damage:
+                self._reported_damage.add((stage, key))
+                print(f"porter: the cached {stage} artifact in {final} was changed since it was stored "
+                      f"({damaged}); computing it again", file=sys.stderr)
             return None
         return decode(data["value"], final)
 
@@ -167,9 +245,9 @@ class Workspace:
 
     @contextlib.contextmanager
     def lock(self, stage: str, key: str) -> Iterator[None]:
-        lock_dir = self.root / "locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{stage}-{key}.lock", "w") as fh:
+        lock_dir = make_dirs(self.root / "locks", what="the workspace", named=self.root, hint=WORKSPACE_HINT)
+        lock_path = lock_dir / f"{stage}-{key}.lock"
+        with _temporary(lambda: open(lock_path, "w"), lock_dir, what=f"lock file {lock_path.name}") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
@@ -177,14 +255,16 @@ class Workspace:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def new_workdir(self, stage: str, key: str) -> Path:
-        parent = self.artifact_dir(stage, key).parent
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=parent))
+        parent = make_dirs(self.artifact_dir(stage, key).parent, what=f"the workspace's {stage} folder",
+                           named=self.root, hint=WORKSPACE_HINT)
+        return Path(_temporary(lambda: tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=parent), parent,
+                               what=f"a {stage} work folder"))
 
     def commit(self, stage: str, key: str, workdir: Path, value: Any, record: dict) -> Any:
         """Describe ``value`` in the work directory, then rename the directory into place; returns the rebased value."""
         final = self.artifact_dir(stage, key)
-        payload = {"stage": stage, "key": key, "value": encode(value, workdir), **record}
+        payload = {"stage": stage, "key": key, "value": encode(value, workdir), **record,
+                   "files": _file_stamps(workdir)}
         meta_tmp = workdir / (ARTIFACT_FILE + ".tmp")
         with open(meta_tmp, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=1, sort_keys=True, default=str)

@@ -30,11 +30,28 @@ def load_audio(path, *, resample: bool = False, sample_rate: int = 16000) -> np.
     samples = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
     if rate != sample_rate:
         if not resample:
-            raise InputError(f"sample rate {rate} Hz; expected {sample_rate} Hz "
-                             "(pass resample=True / the resample option to convert it)", file=path)
+            raise InputError(f"sample rate {rate} Hz; expected {sample_rate} Hz (set the model option "
+                             "`resample: true` in the recipe to convert it)", file=path)
         import librosa
         samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate).astype(np.float32)
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def check_usable(samples: np.ndarray, spect_cfg: SpectConfig, path) -> None:
+    """Refuse audio the front end cannot turn into a meaningful spectrogram, naming the file.
+
+    The reference's centred STFT reflect-pads half a window on each side, which needs more samples than that
+    (torch refuses shorter input); all-zero audio has a constant spectrogram whose normalisation divides 0 by 0
+    and would feed NaN to every model."""
+    shortest = spect_cfg.n_fft // 2 + 1
+    rate = spect_cfg.sample_rate
+    if samples.size < shortest:
+        raise InputError(f"audio has {samples.size} samples ({1000 * samples.size / rate:.1f} ms); expected at "
+                         f"least {shortest} ({1000 * shortest / rate:.1f} ms at {rate} Hz), more than the half "
+                         "window the centred STFT pads on each side", file=path)
+    if not np.any(samples):
+        raise InputError(f"audio is digital silence (all {samples.size} samples are 0), so its normalised "
+                         "spectrogram is 0/0; expected a recording with sound in it", file=path)
 
 
 def spectrogram(samples: np.ndarray, spect_cfg: SpectConfig | None = None, *, normalize: bool = True) -> np.ndarray:

@@ -20,10 +20,11 @@ import numpy as np
 from porter.artifacts import InputSet, write_sample
 from porter.errors import InputError
 
+from .checkpoint import check_tensors_fit
 from .datasets import (RAW_S16BE_16K, RAW_SAMPLE_RATE, DroppedCharacters, Utterance, filter_transcript,
                        read_an4_tree, read_manifest, read_raw_s16be)
 from .export import ExportSettings
-from .features import load_audio, spectrogram
+from .features import check_usable, load_audio, spectrogram
 from .reference import load_eval_checkpoint
 
 DEVICE_FOLDER = "device"
@@ -113,6 +114,8 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
     from tqdm import tqdm
 
     loaded = load_eval_checkpoint(checkpoint)
+    # a checkpoint whose tensors do not fit its config fails here, before any audio is processed
+    check_tensors_fit(loaded)
     labels, spect_cfg = list(loaded.labels), loaded.spect_cfg
     workdir = Path(workdir)
     items = [(split.name, utterance) for split in splits for utterance in split.utterances]
@@ -126,6 +129,7 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
     for index, (group, utterance) in enumerate(tqdm(items, desc="preprocess", unit="utt",
                                                     disable=not sys.stderr.isatty(), leave=False)):
         samples = load_samples(utterance, sample_rate=spect_cfg.sample_rate, resample=resample)
+        check_usable(samples, spect_cfg, utterance.audio)
         spect = spectrogram(samples, spect_cfg)
         length = spect.shape[1]
         if export.static and length > export.static_length:
@@ -148,12 +152,19 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
         groups.append(group)
         frames.append(length)
 
+    dropped = DroppedCharacters.tally(filtered_all)
+    if dropped.count:
+        # the reference drops them silently; porter keeps the reference's behaviour but says so
+        shown = ", ".join(f"{char!r} x{n}" for char, n in list(dropped.characters.items())[:10])
+        print(f"porter: deepspeech: dropped {dropped.count} transcript character(s) the labels cannot express, in "
+              f"{dropped.utterances} of {len(items)} utterance(s), as the reference does: {shown} "
+              "(listed under dropped_characters in the preprocess details)", file=sys.stderr)
     details = {
         "labels": labels,
         "frames": frames,
         "sample_rate": spect_cfg.sample_rate,
         "sources": [split.source for split in splits],
-        "dropped_characters": DroppedCharacters.tally(filtered_all).as_details(),
+        "dropped_characters": dropped.as_details(),
         "truncated": truncated,
     }
     if device is not None:

@@ -6,7 +6,7 @@ import sys
 import traceback
 
 from porter import __version__
-from porter.errors import EXIT_FAILURE, PorterError
+from porter.errors import EXIT_FAILURE, InputError, PorterError
 
 
 def build_parser(plugins=None) -> argparse.ArgumentParser:
@@ -30,9 +30,22 @@ def build_parser(plugins=None) -> argparse.ArgumentParser:
     return parser
 
 
+def describe_error(exc: PorterError, recipe=None) -> str:
+    """The error line: an InputError about a recipe field that names no file is about the recipe being run."""
+    text = str(exc)
+    if not isinstance(exc, InputError):
+        return text
+    if exc.file is None and exc.field and recipe:
+        text = f"{recipe}: {text}"
+    if exc.stage:
+        text += f"\n  (in the {exc.stage} stage" + (f" of variant {exc.variant!r})" if exc.variant else ")")
+    return text
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     show_tb = "--traceback" in argv
+    args = None
     try:
         from porter.plugins import load_plugins
 
@@ -46,7 +59,7 @@ def main(argv=None) -> int:
     except PorterError as exc:
         if show_tb:
             traceback.print_exc()
-        print(f"porter: error: {exc}", file=sys.stderr)
+        print(f"porter: error: {describe_error(exc, getattr(args, 'recipe', None))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("porter: interrupted; finished stages are kept in the workspace, re-run to resume", file=sys.stderr)
