@@ -109,6 +109,9 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         bad = next((r for r in records if r.status != "ok"), None)
         if bad is not None:
             vr.status, vr.message = bad.status, f"{bad.stage}: {bad.message}"
+        inputs = results[path.preprocess].value
+        if inputs is not None and inputs.details.get("dropped_characters", {}).get("count"):
+            vr.details["dropped_characters"] = inputs.details["dropped_characters"]
         export = results[path.export].value if path.export else None
         if export is not None:
             vr.checks = list(export.checks)

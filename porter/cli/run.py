@@ -38,6 +38,11 @@ def run(args) -> int:
     from porter.report import render_table
     from porter.verdicts import evaluate_budgets, exit_code_for
 
+    if args.out:
+        from porter.workspace import make_dirs
+
+        # before the run, not after it: a long run must not end on a folder it cannot write
+        make_dirs(args.out, what="the --out folder")
     force_all = args.force is not None and len(args.force) == 0
     force_stages = tuple(args.force or ())
     show_progress = not args.quiet and sys.stderr.isatty()
