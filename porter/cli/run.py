@@ -42,7 +42,7 @@ def run(args) -> int:
         from porter.workspace import make_dirs
 
         # before the run, not after it: a long run must not end on a folder it cannot write
-        make_dirs(args.out, what="the --out folder")
+        make_dirs(args.out, what="the --out folder for report.json")
     force_all = args.force is not None and len(args.force) == 0
     force_stages = tuple(args.force or ())
     show_progress = not args.quiet and sys.stderr.isatty()
