@@ -13,8 +13,10 @@ Three modes, each from an empty workspace, each through the ``porter run`` comma
   plugin loading) is the warm-up and is not timed.
 
 It prints the wall-time ratios and the per-stage scheduling overhead read back from the Dask runs' reports
-(``waited_seconds``: from the moment a stage could start to the moment it started; task overhead: the task's time
-in the worker beyond the stage's own work), and writes bench/results/dask_sweep.json. The variants are
+(``waited_seconds``: from the moment a stage could start to the moment it started, queueing for a free worker
+included; task overhead: the task's time in the worker outside ``run_node``; commit+digest: ``run_node``'s own
+cost beyond the stage, paid in-process too), Dask's bare dispatch latency (a chain of trivial dependent tasks),
+and writes bench/results/dask_sweep.json. The variants are
 graph_optimization_level × quantize (4 × 2), each run single-threaded (intra_op_threads=1) so two workers can
 use two cores without oversubscribing them. The MLP's stages take milliseconds, so these figures are the
 executor's fixed costs; real stages (atc compiles, device runs) take minutes, next to which they vanish.
@@ -202,9 +204,10 @@ def stage_overheads(reports: list[dict]) -> dict:
                     continue
                 seen.add(s["key"])
                 d = by_stage.setdefault(s["stage"], {"waited": [], "task_overhead": [], "stage": [],
-                                                     "plugin_load": []})
+                                                     "plugin_load": [], "bookkeeping": []})
                 d["waited"].append(s["waited_seconds"])
                 d["task_overhead"].append(s["extra"].get("task_overhead_seconds", 0.0))
+                d["bookkeeping"].append(s["extra"].get("bookkeeping_seconds", 0.0))
                 d["plugin_load"].append(s["extra"].get("plugin_load_seconds", 0.0))
                 d["stage"].append(s["seconds"])
     return {stage: {k: _quantiles(v) for k, v in d.items()} for stage, d in by_stage.items()}
@@ -306,7 +309,8 @@ def main(argv=None) -> int:
         }
 
         # the 100-variant atc sweep: assumed stage times (no CANN here), measured executor overhead
-        overhead = per_stage_overhead
+        # the larger of the two overhead figures: the per-stage parts, or the whole sweep's extra wall time per stage
+        overhead = max(per_stage_overhead, results["per_stage_overhead_seconds"]["wall_difference_per_computed_stage"])
         compile_s, run_s = args.atc_minutes * 60, args.device_seconds
         table = []
         for n, m in ((1, 1), (2, 1), (4, 2), (4, 4), (8, 4), (10, 10)):
@@ -341,9 +345,10 @@ def main(argv=None) -> int:
           f"waited median {o['waited_median'] * 1000:.1f} ms (queueing included); wall difference per computed "
           f"stage {o['wall_difference_per_computed_stage'] * 1000:.1f} ms")
     for stage, d in sorted(results["dask_warm_cluster_per_stage"].items()):
-        ms = {k: d[k]["median"] * 1000 for k in ("stage", "waited", "task_overhead")}
-        print(f"  {stage:14s} stage {ms['stage']:8.1f} ms   waited {ms['waited']:6.1f} ms "
-              f"(p90 {d['waited']['p90'] * 1000:6.1f})   task overhead {ms['task_overhead']:6.1f} ms")
+        ms = {k: d[k]["median"] * 1000 for k in ("stage", "waited", "task_overhead", "bookkeeping")}
+        print(f"  {stage:14s} stage {ms['stage']:7.1f} ms  waited {ms['waited']:6.1f} ms "
+              f"(p90 {d['waited']['p90'] * 1000:6.1f})  task overhead {ms['task_overhead']:4.1f} ms  "
+              f"commit+digest {ms['bookkeeping']:5.1f} ms")
     print(f"same metrics in every run: {results['same_metrics_in_every_run']}")
     est = results["estimate_100_variant_atc_sweep"]
     print(f"\n100-variant atc sweep, assuming {est['assumed_compile_seconds'] / 60:.0f} min per compile and "

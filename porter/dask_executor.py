@@ -17,6 +17,14 @@ Faults: a worker lost mid-stage makes the scheduler run the task again elsewhere
 Re-running a stage is safe: the per-key lock and the atomic rename mean a stage is either committed once or not
 at all.
 
+Failures mirror the local executor: a missing tool skips the variant, a stage error fails it, an input error
+stops the run. A stage's ``porter_stage_error`` hook runs in the worker that ran it. Errors of the cluster itself:
+:class:`ResourceUnavailableError` (exit code 4, like a missing vendor tool) when no worker offers what a stage
+needs, :class:`ClusterError` (exit code 1) for an unreachable scheduler, no workers, a workspace workers cannot see,
+or a task that keeps killing its workers; a worker whose plugins differ from the driver's is an InputError (exit
+code 2), since plugin versions are part of every cache key. Dask ships pickled code between the driver and the
+workers: run it only on a network and cluster you trust.
+
 Environment:
 - ``PORTER_DASK_RESOURCE_TIMEOUT``: seconds a task may wait with no worker offering its resources (default 60).
 - ``PORTER_DASK_CONNECT_TIMEOUT``: seconds to reach the scheduler and see a first worker (default 30).
@@ -316,8 +324,11 @@ class DaskExecutor:
                     if blocked is not None:
                         results[node.key] = blocked
                         continue
-                    value, record = run_node(node, {}, plugins, workspace, force=False,
-                                             variant=variant_of(plan, node.key), submitted_at=time.time())
+                    variant = variant_of(plan, node.key)
+                    if progress:
+                        progress(node, variant)
+                    value, record = run_node(node, {}, plugins, workspace, force=False, variant=variant,
+                                             submitted_at=time.time())
                     results[node.key] = NodeResult(value, record)
                     continue
             to_submit.append(node)
