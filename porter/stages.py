@@ -37,6 +37,18 @@ class StageRecord:
     extra: dict = field(default_factory=dict)
 
 
+def _from_cache(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
+    """(artifact, record) when the node's key is stored, with the timings measured when it was computed."""
+    cached = workspace.lookup(node.stage, node.key)
+    if cached is None:
+        return None
+    rec = workspace.record(node.stage, node.key) or {}
+    return cached, StageRecord(node.key, node.stage, node.plugin, node.label, True,
+                               seconds=rec.get("seconds", 0.0), peak_rss_mb=rec.get("peak_rss_mb", 0.0),
+                               added_mb=rec.get("added_mb", 0.0), worker=worker, waited_seconds=waited,
+                               artifact_digest=rec.get("artifact_digest", ""))
+
+
 def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, force: bool = False,
              variant: str | None = None, submitted_at: float | None = None):
     """Return (artifact, StageRecord) for ``node``, from the cache when its key is stored and not forced."""
@@ -44,23 +56,14 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
     waited = (started - submitted_at) if submitted_at else 0.0
     worker = socket.gethostname()
     if not force:
-        cached = workspace.lookup(node.stage, node.key)
-        if cached is not None:
-            rec = workspace.record(node.stage, node.key) or {}
-            return cached, StageRecord(node.key, node.stage, node.plugin, node.label, True,
-                                       seconds=rec.get("seconds", 0.0), peak_rss_mb=rec.get("peak_rss_mb", 0.0),
-                                       added_mb=rec.get("added_mb", 0.0), worker=worker, waited_seconds=waited,
-                                       artifact_digest=rec.get("artifact_digest", ""))
+        hit = _from_cache(node, workspace, worker=worker, waited=waited)
+        if hit is not None:
+            return hit
     with workspace.lock(node.stage, node.key):
         if not force:  # another process may have produced it while we waited for the lock
-            cached = workspace.lookup(node.stage, node.key)
-            if cached is not None:
-                rec = workspace.record(node.stage, node.key) or {}
-                return cached, StageRecord(node.key, node.stage, node.plugin, node.label, True,
-                                           seconds=rec.get("seconds", 0.0),
-                                           peak_rss_mb=rec.get("peak_rss_mb", 0.0),
-                                           added_mb=rec.get("added_mb", 0.0), worker=worker,
-                                           waited_seconds=waited, artifact_digest=rec.get("artifact_digest", ""))
+            hit = _from_cache(node, workspace, worker=worker, waited=waited)
+            if hit is not None:
+                return hit
         workdir = workspace.new_workdir(node.stage, node.key)
         try:
             with measure() as m:
