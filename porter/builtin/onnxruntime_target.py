@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -119,6 +120,13 @@ def porter_run(target, compiled, inputs, workdir: Path):
                      details={"batching": flags["batching"], "batch_size": batch})
 
 
+def _progress(total: int, what: str):
+    """A per-sample bar on a terminal; nothing when output is piped, so logs stay clean."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit="utt", leave=False, disable=not sys.stderr.isatty())
+
+
 def _run_one_at_a_time(sess, compiled, inputs, names, workdir, warmup):
     if len(inputs):
         first = feeds_for(inputs.load(0), compiled.inputs)
@@ -126,14 +134,16 @@ def _run_one_at_a_time(sess, compiled, inputs, names, workdir, warmup):
             sess.run(None, first)
     latencies = []
     wall = 0.0
-    for i in range(len(inputs)):
-        feeds = feeds_for(inputs.load(i), compiled.inputs)
-        t0 = time.perf_counter()
-        outs = sess.run(None, feeds)
-        dt = time.perf_counter() - t0
-        wall += dt
-        latencies.append(dt * 1000)
-        write_sample(workdir, i, dict(zip(names, outs)))
+    with _progress(len(inputs), "onnxruntime") as bar:
+        for i in range(len(inputs)):
+            feeds = feeds_for(inputs.load(i), compiled.inputs)
+            t0 = time.perf_counter()
+            outs = sess.run(None, feeds)
+            dt = time.perf_counter() - t0
+            wall += dt
+            latencies.append(dt * 1000)
+            write_sample(workdir, i, dict(zip(names, outs)))
+            bar.update(1)
     return latencies, wall
 
 
@@ -157,6 +167,7 @@ def _run_bucketed(sess, compiled, inputs, names, workdir, flags):
             sess.run(None, warm)
     latencies = [0.0] * len(sizes)
     wall = 0.0
+    bar = _progress(len(sizes), "onnxruntime, bucketed")
     for batch in batches:
         feeds = stack_batch([inputs.load(i) for i in batch], in_names)
         feeds = {s.name: feeds[s.name].astype(s.dtype, copy=False) for s in compiled.inputs}
@@ -168,4 +179,6 @@ def _run_bucketed(sess, compiled, inputs, names, workdir, flags):
             # a sample's latency is the time until its result exists: its whole batch's time
             latencies[i] = dt * 1000
             write_sample(workdir, i, {n: o[j:j + 1] for n, o in zip(names, outs)})
+        bar.update(len(batch))
+    bar.close()
     return latencies, wall
