@@ -23,9 +23,9 @@ from porter.errors import InputError
 ENTRY_POINT_GROUP = PROJECT_NAME
 
 # The core's own defaults, registered exactly as third-party plugins are.
-BUILTIN_PLUGINS = (
-    "porter.builtin.onnxruntime_target",
-    "porter.builtin.onnx_passes",
+BUILTIN_PLUGINS = (  # (plugin name, module)
+    ("onnxruntime", "porter.builtin.onnxruntime_target"),
+    ("onnx_passes", "porter.builtin.onnx_passes"),
 )
 
 KINDS = ("models", "datasets", "passes", "targets", "metrics")
@@ -113,10 +113,10 @@ def load_plugins(extra_modules=(), *, extra_objects=(), use_entry_points: bool =
     pm.add_hookspecs(hookspecs)
     infos: list[PluginInfo] = []
 
-    for modname in BUILTIN_PLUGINS:
+    for name, modname in BUILTIN_PLUGINS:
         module = importlib.import_module(modname)
-        pm.register(module, name=modname.rsplit(".", 1)[-1])
-        infos.append(PluginInfo(modname.rsplit(".", 1)[-1], "builtin", modname, _module_version(module)))
+        pm.register(module, name=name)
+        infos.append(PluginInfo(name, "builtin", modname, _module_version(module)))
 
     if use_entry_points:
         allow = _env_list("PORTER_PLUGINS")

@@ -14,9 +14,11 @@ import tempfile
 
 import onnx
 
-from porter import hookimpl
+from porter import __version__, hookimpl
 from porter.errors import InputError
 from porter.specs import Option, PassSpec
+
+PLUGIN_VERSION = __version__
 
 # Rewrites that keep standard ops, need no follow-up folding and do not rename graph inputs or outputs.
 SAFE_ONNXOPTIMIZER_PASSES = (

@@ -15,8 +15,9 @@ def _report(project) -> dict:
 def test_plugins_lists_builtins_and_entry_points(porter_project):
     code, out, _ = porter_project.porter("plugins")
     assert code == 0
-    for name in ("onnxruntime_target", "onnx_passes", "deepspeech", "ascend310"):
-        assert name in out
+    listed = [line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")]
+    assert listed[:2] == ["onnxruntime", "onnx_passes"]
+    assert {"deepspeech", "ascend310"} <= set(listed)
     assert "targets: onnxruntime" in out
 
 
