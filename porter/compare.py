@@ -5,6 +5,7 @@ from pathlib import Path
 
 from porter.errors import InputError
 from porter.report import format_table, load_report
+from porter.verdicts import evaluate_budgets, exit_code_for
 
 _NUMBERS = (("p50_ms", ("latency_ms", "p50")), ("p99_ms", ("latency_ms", "p99")), ("throughput", ("throughput",)))
 
@@ -60,9 +61,34 @@ def compare_reports(path_a, path_b, *, budgets=()) -> tuple[str, int]:
             if ma is not None and mb is not None:
                 metric_rows.append([name, label, f"{ma:.3f}", f"{mb:.3f}", f"{mb - ma:+.3f}"])
     only = [f"only in A: {n}" for n in va if n not in vb] + [f"only in B: {n}" for n in vb if n not in va]
+    verdicts = evaluate_budgets(_SavedReport(b), budgets) if budgets else []
     parts = [f"A: {path_a}\nB: {path_b}", ""]
     parts.append("What differs:")
     parts.append(format_table(["where", "what", "A", "B"], diff_rows) if diff_rows else "  nothing")
     parts += ["", "Metrics:", format_table(["variant", "metric", "A", "B", "B-A"], metric_rows)]
     parts += only
-    return "\n".join(parts), 0
+    for v in verdicts:
+        parts.append(("BUDGET BROKEN: " if not v["ok"] else "budget ok: ") + v["text"])
+    return "\n".join(parts), exit_code_for(verdicts)
+
+
+class _SavedVariant:
+    """A variant of a saved report.json, with the attributes budgets read."""
+
+    def __init__(self, data: dict):
+        self.name = data["name"]
+        self.reference = data.get("reference", False)
+        self.status = data.get("status", "ok")
+        self.metrics = data.get("metrics") or {}
+        self.deltas = data.get("deltas") or {}
+        self.latency_ms = data.get("latency_ms") or {}
+        self.throughput = data.get("throughput")
+        self.peak_rss_mb = data.get("peak_rss_mb")
+        self.compile_seconds = data.get("compile_seconds")
+        self.model_size_bytes = data.get("model_size_bytes") or 0
+
+
+class _SavedReport:
+    def __init__(self, data: dict):
+        self.variants = [_SavedVariant(v) for v in data.get("variants", [])]
+        self.verdicts = []

@@ -49,7 +49,12 @@ def run(args) -> int:
     report = run_recipe(args.recipe, workspace=args.workspace, force_stages=force_stages, force_all=force_all,
                         bundle=args.bundle, executor=args.executor, address=args.address, variants=args.variant,
                         progress=_progress if show_progress else None)
-    verdicts = evaluate_budgets(report, args.budget)
+    from porter.recipe import read_recipe_file
+
+    recipe_budgets = read_recipe_file(Path(args.recipe)).get("budgets") or []
+    if isinstance(recipe_budgets, str):
+        recipe_budgets = [recipe_budgets]
+    verdicts = evaluate_budgets(report, [*recipe_budgets, *args.budget])
     write_outputs(report, args.out)
     print(render_table(report))
     c = report.stage_counts
@@ -64,8 +69,6 @@ def run(args) -> int:
     if any(v.status == "failed" for v in report.variants):
         return EXIT_FAILURE
     if any(v.status == "skipped" for v in report.variants):
-        from porter.recipe import read_recipe_file
-
         if not read_recipe_file(Path(args.recipe)).get("allow_missing_tools", False):
             return EXIT_TOOL_MISSING
     return 0

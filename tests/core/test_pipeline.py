@@ -195,3 +195,12 @@ def test_compare_names_the_flag_that_differs(porter_project, tmp_path):
     assert code == 0
     line = next(line for line in out.splitlines() if "graph_optimization_level" in line)
     assert "ort flag" in line and "all" in line and "basic" in line
+    code, out, _ = porter_project.porter("compare", tmp_path / "a" / "report.json", tmp_path / "b" / "report.json",
+                                         "--budget", "ort:p50_ms<=0.0000001")
+    assert code == 3 and "BUDGET BROKEN: ort: p50_ms" in out
+
+
+def test_recipe_budgets_are_checked(porter_project):
+    path = porter_project.write_recipe(porter_project.base_recipe(budgets=["ort:throughput>=1e12"]))
+    code, out, _ = porter_project.porter("run", path)
+    assert code == 3 and "BUDGET BROKEN: ort: throughput" in out
