@@ -49,3 +49,55 @@ def test_reference_and_onnxruntime_variants_score_identically(tmp_path, capsys):
     padded = [c for c in ort["checks"] if "padded" in c["label"]]
     assert padded and all(c["max_abs_diff"] < 1e-5 for c in padded)
     assert "ort_fp32" in out and "wer" in out.lower()
+
+
+def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsys):
+    import numpy as np
+
+    from porter.artifacts import read_sample
+    from porter.cli.main import main
+
+    write_an4_forms(tmp_path / "data")
+    tiny_checkpoint(tmp_path / "tiny.ckpt")
+    dynamic = {"export": {"dynamic": True}}
+    recipe = {
+        "name": "ds_batching",
+        "model": {"name": "deepspeech", "options": {"checkpoint": "tiny.ckpt"}},
+        "dataset": {"name": "an4", "options": {"manifest": "data/an4_test_manifest.json"}},
+        "target": {"name": "onnxruntime", "flags": {"warmup": 1}},
+        "metrics": ["wer", "cer"],
+        "variants": {
+            "pytorch": {"reference": True},
+            "one_at_a_time": {"model": dynamic},
+            # a batch of 2 over utterances of different lengths: padding must not reach the results
+            "bucketed": {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": 2}}},
+            "int8": {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": 2,
+                                                             "quantize": "int8_dynamic"}}},
+        },
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    workspace = tmp_path / "ws"
+    code = main(["run", str(path), "--workspace", str(workspace), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err + out
+    report = json.loads((workspace / "report.json").read_text())
+    variants = {v["name"]: v for v in report["variants"]}
+    single, bucketed, int8 = variants["one_at_a_time"], variants["bucketed"], variants["int8"]
+    assert bucketed["details"]["run"]["batching"] == "bucketed"
+    assert bucketed["metrics"] == single["metrics"]
+    assert [s["hypothesis"] for s in bucketed["samples"]] == [s["hypothesis"] for s in single["samples"]]
+
+    # per-utterance probabilities agree within float rounding over each utterance's valid frames
+    run_dirs = {v: workspace / "artifacts" / "run" / next(s["key"] for s in variants[v]["stages"] if s["stage"] == "run")
+                for v in ("one_at_a_time", "bucketed")}
+    for i in range(len(single["samples"])):
+        a, b = read_sample(run_dirs["one_at_a_time"], i), read_sample(run_dirs["bucketed"], i)
+        n = int(a["out_lengths"][0])
+        assert int(b["out_lengths"][0]) == n
+        np.testing.assert_allclose(b["probs"][0, :n], a["probs"][0, :n], atol=1e-5)
+
+    # the quantised variant runs, is smaller, and is scored against the reference
+    assert int8["status"] == "ok" and set(int8["metrics"]) == set(single["metrics"])
+    assert int8["model_size_bytes"] < single["model_size_bytes"]
+    assert "wer" in int8["deltas"]
