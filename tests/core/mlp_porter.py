@@ -88,11 +88,16 @@ def porter_register_metrics():
 @hookimpl
 def porter_register_passes():
     return [PassSpec("scale_logits", "multiplies the outputs by a factor (breaks parity on purpose)",
-                     options={"factor": Option("float", 2.0)}, tolerance=1e-4)]
+                     options={"factor": Option("float", 2.0)}, tolerance=1e-4),
+            PassSpec("slow_identity", "changes nothing, slowly (so tests can interrupt a graph pass)",
+                     options={"seconds": Option("float", 0.0)})]
 
 
 @hookimpl
 def porter_graph_fix(graph_pass, model):
+    if graph_pass.name == "slow_identity":
+        time.sleep(graph_pass.options["seconds"])
+        return model
     if graph_pass.name != "scale_logits":
         return None
     out = model.graph.output[0]

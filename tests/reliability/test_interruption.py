@@ -20,8 +20,10 @@ def _porter(*args, cwd):
 
 
 def _recipe(project, **delays):
-    stage_delays = {k: v for k, v in delays.items() if k != "preprocess"}
+    stage_delays = {k: v for k, v in delays.items() if k not in ("preprocess", "graph_fix")}
     recipe = project.base_recipe()
+    if "graph_fix" in delays:
+        recipe["graph_fix"] = [{"name": "slow_identity", "options": {"seconds": delays["graph_fix"]}}]
     recipe["model"]["options"]["delays"] = stage_delays
     recipe["dataset"]["options"]["delay"] = delays.get("preprocess", 0.0)
     return project.write_recipe(recipe)
@@ -41,7 +43,7 @@ def _wait_for(predicate, timeout=60.0):
     return False
 
 
-@pytest.mark.parametrize("stage", ["preprocess", "export", "run_reference"])
+@pytest.mark.parametrize("stage", ["preprocess", "export", "graph_fix", "run_reference"])
 def test_sigkill_mid_stage_then_rerun_gives_the_same_report(porter_project, tmp_path, stage):
     recipe = _recipe(porter_project, **{stage: 3.0})
     ws = porter_project.root / ".porter" / "mlp_demo"
