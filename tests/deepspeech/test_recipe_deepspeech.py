@@ -9,11 +9,22 @@ import yaml
 from pipeline_support import PROMPTS, tiny_checkpoint, write_an4_forms
 
 
-def test_reference_and_onnxruntime_variants_score_identically(tmp_path, capsys):
+def _run_recipe(tmp_path, capsys, recipe: dict) -> tuple[dict, str]:
+    """Write the recipe next to a tiny checkpoint and real utterances, run it with the CLI; (report, stdout)."""
     from porter.cli.main import main
 
-    forms = write_an4_forms(tmp_path / "data")
+    write_an4_forms(tmp_path / "data")
     tiny_checkpoint(tmp_path / "tiny.ckpt")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    workspace = tmp_path / "ws"
+    code = main(["run", str(path), "--workspace", str(workspace), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err + out
+    return json.loads((workspace / "report.json").read_text()), out
+
+
+def test_reference_and_onnxruntime_variants_score_identically(tmp_path, capsys):
     recipe = {
         "name": "ds_tiny",
         # relative paths resolve against the recipe file
@@ -24,14 +35,7 @@ def test_reference_and_onnxruntime_variants_score_identically(tmp_path, capsys):
         "metrics": ["wer", "cer"],
         "variants": {"pytorch": {"reference": True}, "ort_fp32": {}},
     }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    workspace = tmp_path / "ws"
-
-    code = main(["run", str(path), "--workspace", str(workspace), "--quiet"])
-    out, err = capsys.readouterr()
-    assert code == 0, err + out
-    report = json.loads((workspace / "report.json").read_text())
+    report, out = _run_recipe(tmp_path, capsys, recipe)
     variants = {v["name"]: v for v in report["variants"]}
     reference, ort = variants["pytorch"], variants["ort_fp32"]
     assert [s["stage"] for s in ort["stages"]] == ["preprocess", "export", "compile", "run", "score"]
@@ -55,10 +59,7 @@ def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsy
     import numpy as np
 
     from porter.artifacts import read_sample
-    from porter.cli.main import main
 
-    write_an4_forms(tmp_path / "data")
-    tiny_checkpoint(tmp_path / "tiny.ckpt")
     dynamic = {"export": {"dynamic": True}}
     recipe = {
         "name": "ds_batching",
@@ -75,13 +76,8 @@ def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsy
                                                              "quantize": "int8_dynamic"}}},
         },
     }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    report, _ = _run_recipe(tmp_path, capsys, recipe)
     workspace = tmp_path / "ws"
-    code = main(["run", str(path), "--workspace", str(workspace), "--quiet"])
-    out, err = capsys.readouterr()
-    assert code == 0, err + out
-    report = json.loads((workspace / "report.json").read_text())
     variants = {v["name"]: v for v in report["variants"]}
     single, bucketed, int8 = variants["one_at_a_time"], variants["bucketed"], variants["int8"]
     assert bucketed["details"]["run"]["batching"] == "bucketed"
