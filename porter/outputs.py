@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from porter.report import RunReport, render_table
+from porter.report import RunReport
 from porter.workspace import atomic_write_text
 
 
@@ -31,4 +31,4 @@ def write_outputs(report: RunReport, out_dir: Path | None) -> None:
     atomic_write_text(out_dir / "report.html", render_html(report))
 
 
-__all__ = ["write_outputs", "render_markdown", "render_table"]
+__all__ = ["write_outputs", "render_markdown"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,3 @@ def render_table(report: RunReport) -> str:
         if v.status != "ok":
             out.append(f"{v.name}: {v.status}: {v.message}")
     return "\n".join(out)
-
-
-def as_dict(obj) -> dict:
-    return asdict(obj)

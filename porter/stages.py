@@ -206,4 +206,4 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
                    passes=model.passes + (record,))
 
 
-__all__ = ["run_node", "StageRecord", "ToolMissingError"]
+__all__ = ["run_node", "StageRecord"]
