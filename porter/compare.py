@@ -5,7 +5,7 @@ from pathlib import Path
 
 from porter.errors import InputError
 from porter.report import format_table, load_report
-from porter.verdicts import evaluate_budgets, exit_code_for
+from porter.verdicts import evaluate_budgets, exit_code_for, format_verdict
 
 _NUMBERS = (("p50_ms", ("latency_ms", "p50")), ("p99_ms", ("latency_ms", "p99")), ("throughput", ("throughput",)))
 
@@ -68,7 +68,7 @@ def compare_reports(path_a, path_b, *, budgets=()) -> tuple[str, int]:
     parts += ["", "Metrics:", format_table(["variant", "metric", "A", "B", "B-A"], metric_rows)]
     parts += only
     for v in verdicts:
-        parts.append(("BUDGET BROKEN: " if not v["ok"] else "budget ok: ") + v["text"])
+        parts.append(format_verdict(v))
     return "\n".join(parts), exit_code_for(verdicts)
 
 

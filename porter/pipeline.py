@@ -16,6 +16,7 @@ from porter.plan import Plan, build_plan
 from porter.plugins import PluginSet, load_plugins
 from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe
 from porter.report import RunReport, VariantReport, host_info, library_versions
+from porter.verdicts import evaluate_budgets
 from porter.workspace import Workspace
 
 
@@ -62,7 +63,8 @@ def with_bundle(recipe: Recipe, plugins: PluginSet, bundle: Path) -> Recipe:
 
 def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), force_all: bool = False,
                bundle: Path | None = None, executor: str | None = None, address: str | None = None,
-               variants=None, progress=None, extra_plugins=()) -> RunReport:
+               variants=None, progress=None, extra_plugins=(), budgets=()) -> RunReport:
+    """Run a recipe's variants and write report.json, with the verdicts of the recipe's budgets and `budgets`."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     recipe, plugins = prepare(recipe_path, workspace=workspace, bundle=bundle, extra_plugins=extra_plugins)
@@ -76,7 +78,10 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
                                  progress=progress)
     report = build_report(recipe, plugins, plan, results, started=started,
                           wall_seconds=time.perf_counter() - t0, executor=exec_name)
-    report.write(ws.root / "report.json")
+    try:
+        evaluate_budgets(report, [*recipe.budgets, *budgets])
+    finally:  # a budget naming a variant the run lacks raises, but the run's results are still kept
+        report.write(ws.root / "report.json")
     return report
 
 

@@ -58,5 +58,9 @@ def evaluate_budgets(report, budgets) -> list[dict]:
     return verdicts
 
 
+def format_verdict(verdict: dict) -> str:
+    return ("BUDGET BROKEN: " if not verdict["ok"] else "budget ok: ") + verdict["text"]
+
+
 def exit_code_for(verdicts) -> int:
     return EXIT_BUDGET if any(not v["ok"] for v in verdicts) else 0

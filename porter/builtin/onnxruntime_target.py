@@ -167,18 +167,17 @@ def _run_bucketed(sess, compiled, inputs, names, workdir, flags):
             sess.run(None, warm)
     latencies = [0.0] * len(sizes)
     wall = 0.0
-    bar = _progress(len(sizes), "onnxruntime, bucketed")
-    for batch in batches:
-        feeds = stack_batch([inputs.load(i) for i in batch], in_names)
-        feeds = {s.name: feeds[s.name].astype(s.dtype, copy=False) for s in compiled.inputs}
-        t0 = time.perf_counter()
-        outs = sess.run(None, feeds)
-        dt = time.perf_counter() - t0
-        wall += dt
-        for j, i in enumerate(batch):
-            # a sample's latency is the time until its result exists: its whole batch's time
-            latencies[i] = dt * 1000
-            write_sample(workdir, i, {n: o[j:j + 1] for n, o in zip(names, outs)})
-        bar.update(len(batch))
-    bar.close()
+    with _progress(len(sizes), "onnxruntime, bucketed") as bar:
+        for batch in batches:
+            feeds = stack_batch([inputs.load(i) for i in batch], in_names)
+            feeds = {s.name: feeds[s.name].astype(s.dtype, copy=False) for s in compiled.inputs}
+            t0 = time.perf_counter()
+            outs = sess.run(None, feeds)
+            dt = time.perf_counter() - t0
+            wall += dt
+            for j, i in enumerate(batch):
+                # a sample's latency is the time until its result exists: its whole batch's time
+                latencies[i] = dt * 1000
+                write_sample(workdir, i, {n: o[j:j + 1] for n, o in zip(names, outs)})
+            bar.update(len(batch))
     return latencies, wall

@@ -36,7 +36,7 @@ def run(args) -> int:
     from porter.outputs import write_outputs
     from porter.pipeline import run_recipe
     from porter.report import render_table
-    from porter.verdicts import evaluate_budgets, exit_code_for
+    from porter.verdicts import exit_code_for, format_verdict
 
     if args.out:
         from porter.workspace import make_dirs
@@ -48,13 +48,8 @@ def run(args) -> int:
     show_progress = not args.quiet and sys.stderr.isatty()
     report = run_recipe(args.recipe, workspace=args.workspace, force_stages=force_stages, force_all=force_all,
                         bundle=args.bundle, executor=args.executor, address=args.address, variants=args.variant,
-                        progress=_progress if show_progress else None)
-    from porter.recipe import read_recipe_file
-
-    recipe_budgets = read_recipe_file(Path(args.recipe)).get("budgets") or []
-    if isinstance(recipe_budgets, str):
-        recipe_budgets = [recipe_budgets]
-    verdicts = evaluate_budgets(report, [*recipe_budgets, *args.budget])
+                        progress=_progress if show_progress else None, budgets=args.budget)
+    verdicts = report.verdicts
     write_outputs(report, args.out)
     print(render_table(report))
     c = report.stage_counts
@@ -62,13 +57,15 @@ def run(args) -> int:
           f"{c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed; {report.wall_seconds:.1f} s; "
           f"report: {Path(report.workspace) / 'report.json'}")
     for v in verdicts:
-        print(("BUDGET BROKEN: " if not v["ok"] else "budget ok: ") + v["text"])
+        print(format_verdict(v))
     code = exit_code_for(verdicts)
     if code:
         return code
     if any(v.status == "failed" for v in report.variants):
         return EXIT_FAILURE
     if any(v.status == "skipped" for v in report.variants):
+        from porter.recipe import read_recipe_file
+
         if not read_recipe_file(Path(args.recipe)).get("allow_missing_tools", False):
             return EXIT_TOOL_MISSING
     return 0

@@ -204,3 +204,6 @@ def test_recipe_budgets_are_checked(porter_project):
     path = porter_project.write_recipe(porter_project.base_recipe(budgets=["ort:throughput>=1e12"]))
     code, out, _ = porter_project.porter("run", path)
     assert code == 3 and "BUDGET BROKEN: ort: throughput" in out
+    # the workspace's report.json keeps the verdicts too, not only what the terminal printed
+    verdicts = _report(porter_project)["verdicts"]
+    assert [(v["variant"], v["ok"]) for v in verdicts] == [("ort", False)]

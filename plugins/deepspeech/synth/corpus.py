@@ -68,23 +68,25 @@ def choose_voice(rng: random.Random, split: str, seed: int) -> Voice:
     return Voice("festival", rng.choice(FESTIVAL_TRAIN_VOICES), False)
 
 
-def male_to_female_probability(split: str, voice: Voice) -> float:
-    # flite's and festival's training voices are all male; measured with 0.5, the unseen (female) engine lagged
-    # the unseen espeak-ng voices by 25 WER points, so training shifts most of them up.
-    if voice.engine == "espeak-ng":
-        return 0.35
-    return 0.65 if split == "train" else 0.5
+def female_range_shift(split: str, voice: Voice) -> tuple[float, float]:
+    """(probability, largest shift in cents) of moving a male voice up into the female range."""
+    # flite's and festival's training voices are all male; measured with 0.5 and 700 cents, the unseen (female)
+    # engine lagged the unseen espeak-ng voices by 25 WER points, so training shifts most of them, and further:
+    # 800 cents reaches slt's F0 from kal's (about x1.6).
+    if split != "train":
+        return (0.35 if voice.engine == "espeak-ng" else 0.5), 700.0
+    return (0.35 if voice.engine == "espeak-ng" else 0.65), 800.0
 
 
 def plan_utterance(rng: random.Random, split: str, seed: int, index: int) -> UttPlan:
     voice = choose_voice(rng, split, seed)
     prompt: Prompt = random_prompt(rng)
     is_test = split.startswith("test")
+    probability, highest = female_range_shift(split, voice)
     if is_test:
         pitch_cents = 0.0
-    elif not voice.female and rng.random() < male_to_female_probability(split, voice):
-        # Male voice moved into the female range. Up to 800 cents reaches slt's F0 from kal's (about x1.6).
-        pitch_cents = rng.uniform(300, 800 if split == "train" else 700)
+    elif not voice.female and rng.random() < probability:
+        pitch_cents = rng.uniform(300, highest)  # male voice moved into the female range
     else:
         pitch_cents = rng.uniform(-200, 250)
     return UttPlan(
