@@ -77,6 +77,41 @@ def test_voice_separation_between_splits():
                                                                                      "festival"}
     assert any(p.pitch_cents >= 300 for p in plans["train"] if p.engine != "espeak-ng")
     assert all(p.pitch_cents == 0 for p in plans["test_unseen_engine"] + plans["test_unseen_voices"])
+    # Female-like versions of the male engines' voices: raised F0 from the engine itself, only in training.
+    with_f0 = [p for p in plans["train"] if p.f0_mean_hz is not None]
+    assert with_f0 and {(p.engine, p.voice) for p in with_f0} <= corpus.F0_TARGET_VOICES
+    assert all(140 <= p.f0_mean_hz <= 215 and 80 <= p.pitch_cents <= 330 for p in with_f0)
+    assert all(p.f0_mean_hz is None for split in ("dev", "test_unseen_voices", "test_unseen_engine")
+               for p in plans[split])
+
+
+def median_f0(path) -> float:
+    """Median autocorrelation pitch of the voiced 40 ms frames, in Hz."""
+    audio, rate = sf.read(str(path), dtype="float32")
+    frame, hop, lowest_lag, highest_lag = int(0.04 * rate), int(0.01 * rate), rate // 400, rate // 70
+    pitches = []
+    for start in range(0, len(audio) - frame, hop):
+        window = audio[start:start + frame] - audio[start:start + frame].mean()
+        if np.sqrt(np.mean(window ** 2)) < 0.02 * np.abs(audio).max():
+            continue
+        corr = np.correlate(window, window, "full")[frame - 1:]
+        lag = lowest_lag + int(np.argmax(corr[lowest_lag:highest_lag]))
+        if corr[lag] > 0.5 * corr[0]:
+            pitches.append(rate / lag)
+    return float(np.median(pitches))
+
+
+@needs_tools
+def test_engine_f0_target_raises_a_male_voice_into_the_female_range(tmp_path):
+    tokens = (prompts.Token("FIVE SIX ONE THREE SIX NINE ZERO"),)
+    engines.flite_render(tokens, "kal", tmp_path / "kal.wav", duration_stretch=1.0)
+    engines.flite_render(tokens, "kal", tmp_path / "kal_f0.wav", duration_stretch=1.0, f0_mean_hz=200.0)
+    engines.festival_render_batch([(tokens, 1.0, 200.0, tmp_path / "ked_f0.wav"),
+                                   (tokens, 1.0, None, tmp_path / "ked.wav")], "ked_diphone",
+                                  tmp_path / "ked.scm")
+    for voice in ("kal", "ked"):
+        own, raised = median_f0(tmp_path / f"{voice}.wav"), median_f0(tmp_path / f"{voice}_f0.wav")
+        assert own < 130 and 170 < raised < 240, (voice, own, raised)
 
 
 def test_plans_depend_only_on_seed_and_split():

@@ -26,6 +26,9 @@ SPLITS = ("train", "dev", "test_unseen_voices", "test_unseen_engine")
 DEFAULT_SIZES = {"train": 6000, "dev": 300, "test_unseen_voices": 130, "test_unseen_engine": 130}
 MARKER = ".complete.json"
 FORMAT_VERSION = 2  # 2: sox writes float, no random dither (bit-exact reruns)
+# Voices whose engine takes an F0 target (measured: rms ignores flite's int_f0_target_mean).
+F0_TARGET_VOICES = {("flite", "kal"), ("flite", "kal16"), ("flite", "awb"), ("festival", "kal_diphone"),
+                    ("festival", "ked_diphone")}
 CHUNK = 24
 
 
@@ -39,12 +42,13 @@ class UttPlan:
     words_per_minute: int  # espeak-ng
     espeak_pitch: int
     duration_stretch: float  # flite, festival
-    pitch_cents: float  # sox pitch shift after synthesis
+    pitch_cents: float  # sox pitch shift after synthesis: moves F0 and formants together
     gain_db: float
     snr_db: float | None  # white noise; None = clean
     lead_s: float
     trail_s: float
     noise_seed: int
+    f0_mean_hz: float | None = None  # the engine's own F0 target (formants stay); None = the voice's own
 
 
 def choose_voice(rng: random.Random, split: str, seed: int) -> Voice:
@@ -69,13 +73,18 @@ def choose_voice(rng: random.Random, split: str, seed: int) -> Voice:
 
 
 def female_range_shift(split: str, voice: Voice) -> tuple[float, float]:
-    """(probability, largest shift in cents) of moving a male voice up into the female range."""
-    # flite's and festival's training voices are all male; measured with 0.5 and 700 cents, the unseen (female)
-    # engine lagged the unseen espeak-ng voices by 25 WER points, so training shifts most of them, and further:
-    # 800 cents reaches slt's F0 from kal's (about x1.6).
+    """(probability, largest shift in cents) of moving a male voice up into the female range with sox alone."""
     if split != "train":
         return (0.35 if voice.engine == "espeak-ng" else 0.5), 700.0
     return (0.35 if voice.engine == "espeak-ng" else 0.65), 800.0
+
+
+def female_voice_of_male(rng: random.Random) -> tuple[float, float]:
+    """(engine F0 target in Hz, sox shift in cents) that turn a male flite/festival voice into a female-like one."""
+    # A sox shift alone scales formants as much as F0: 800 cents takes kal's F0 to slt's (x1.6) but its formants
+    # far past a woman's (about x1.15-1.2). The engines' own F0 target raises F0 only; a small sox shift then
+    # adds the shorter vocal tract. slt's measured F0 is about 170-180 Hz.
+    return rng.uniform(140, 215), rng.uniform(80, 330)
 
 
 def plan_utterance(rng: random.Random, split: str, seed: int, index: int) -> UttPlan:
@@ -83,10 +92,15 @@ def plan_utterance(rng: random.Random, split: str, seed: int, index: int) -> Utt
     prompt: Prompt = random_prompt(rng)
     is_test = split.startswith("test")
     probability, highest = female_range_shift(split, voice)
+    f0_mean_hz = None
     if is_test:
         pitch_cents = 0.0
     elif not voice.female and rng.random() < probability:
-        pitch_cents = rng.uniform(300, highest)  # male voice moved into the female range
+        if split == "train" and (voice.engine, voice.name) in F0_TARGET_VOICES and rng.random() < 0.7:
+            f0_mean_hz, pitch_cents = female_voice_of_male(rng)
+            f0_mean_hz = round(f0_mean_hz, 1)
+        else:
+            pitch_cents = rng.uniform(300, highest)  # sox alone: F0 and formants up together
     else:
         pitch_cents = rng.uniform(-200, 250)
     return UttPlan(
@@ -104,6 +118,7 @@ def plan_utterance(rng: random.Random, split: str, seed: int, index: int) -> Utt
         lead_s=round(rng.uniform(0.05, 0.35), 3),
         trail_s=round(rng.uniform(0.05, 0.35), 3),
         noise_seed=rng.getrandbits(31),
+        f0_mean_hz=f0_mean_hz,
     )
 
 
@@ -115,7 +130,10 @@ def plan_split(split: str, seed: int, n: int) -> list[UttPlan]:
 def plan_digest(plans: list[UttPlan]) -> str:
     h = hashlib.sha256()
     for p in plans:
-        h.update(json.dumps(asdict(p), sort_keys=True, default=str).encode())
+        fields = asdict(p)
+        if fields["f0_mean_hz"] is None:
+            del fields["f0_mean_hz"]  # plans without an F0 target keep the digests they had before it existed
+        h.update(json.dumps(fields, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
@@ -166,9 +184,11 @@ def render_chunk(args: tuple[list[UttPlan], str]) -> int:
                 engines.espeak_render(p.tokens, p.voice, raw[p.uid], words_per_minute=p.words_per_minute,
                                       pitch=p.espeak_pitch)
             elif p.engine == "flite":
-                engines.flite_render(p.tokens, p.voice, raw[p.uid], duration_stretch=p.duration_stretch)
+                engines.flite_render(p.tokens, p.voice, raw[p.uid], duration_stretch=p.duration_stretch,
+                                     f0_mean_hz=p.f0_mean_hz)
             elif p.engine == "festival":
-                festival_groups.setdefault(p.voice, []).append((p.tokens, p.duration_stretch, raw[p.uid]))
+                festival_groups.setdefault(p.voice, []).append((p.tokens, p.duration_stretch, p.f0_mean_hz,
+                                                                raw[p.uid]))
             else:
                 raise ValueError(f"unknown engine {p.engine!r}")
         for voice, jobs in festival_groups.items():

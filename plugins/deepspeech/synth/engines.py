@@ -37,19 +37,31 @@ def espeak_render(tokens, voice: str, out_wav: Path, *, words_per_minute: int, p
               espeak_ssml(tokens)])
 
 
-def flite_render(tokens, voice: str, out_wav: Path, *, duration_stretch: float) -> None:
-    run_tool(["flite", "-voice", voice, "--setf", f"duration_stretch={duration_stretch:.3f}",
+def flite_render(tokens, voice: str, out_wav: Path, *, duration_stretch: float,
+                 f0_mean_hz: float | None = None) -> None:
+    f0 = [] if f0_mean_hz is None else ["--setf", f"int_f0_target_mean={f0_mean_hz:.1f}",
+                                        "--setf", f"int_f0_target_stddev={0.15 * f0_mean_hz:.1f}"]
+    run_tool(["flite", "-voice", voice, "--setf", f"duration_stretch={duration_stretch:.3f}", *f0,
               "-t", hyphenated_text(tokens), "-o", str(out_wav)])
 
 
-def festival_render_batch(jobs: list[tuple[tuple[Token, ...], float, Path]], voice: str, script_path: Path) -> None:
-    """Many utterances in one festival process: its start-up (~0.3 s) would otherwise dominate."""
+def festival_render_batch(jobs: list[tuple[tuple[Token, ...], float, float | None, Path]], voice: str,
+                          script_path: Path) -> None:
+    """Many utterances in one festival process: its start-up (~0.3 s) would otherwise dominate.
+
+    Each job is (tokens, duration stretch, F0 target in Hz or None for the voice's own, output wav)."""
     # The text goes into the script literally: festival's (Utterance Text var) would speak the variable's name.
-    lines = [f"(voice_{voice})"]
-    for tokens, duration_stretch, out_wav in jobs:
+    lines = [f"(voice_{voice})", "(set! porter_voice_lr_params int_lr_params)"]
+    for tokens, duration_stretch, f0_mean_hz, out_wav in jobs:
         text = hyphenated_text(tokens)
         if '"' in text or "\\" in text or '"' in str(out_wav) or "\\" in str(out_wav):
             raise ValueError(f"cannot quote {text!r} / {out_wav} for festival")
+        if f0_mean_hz is None:
+            lines.append("(set! int_lr_params porter_voice_lr_params)")
+        else:
+            # The diphone voices' linear-regression F0 model maps its own mean (170 Hz) onto the target.
+            lines.append(f"(set! int_lr_params '((target_f0_mean {f0_mean_hz:.1f}) "
+                         f"(target_f0_std {0.15 * f0_mean_hz:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
         lines += [
             f"(Parameter.set 'Duration_Stretch {duration_stretch:.3f})",
             f'(set! utt1 (Utterance Text "{text}"))',
