@@ -91,16 +91,52 @@ class BatchRNN(nn.Module):
         self.rnn = rnn_type(input_size=input_size, hidden_size=hidden_size,
                             bidirectional=bidirectional, bias=True)
 
+        # A one-direction RNN of the same kind, never registered (the checkpoint keeps V3's keys): training runs
+        # each direction of self.rnn's weights through it on padded batches (see rnn_on_padded).
+        self._one_direction = (rnn_type(input_size=input_size, hidden_size=hidden_size, bias=True),)
+
     def forward(self, x: torch.Tensor, output_lengths: torch.Tensor) -> torch.Tensor:
         if self.batch_norm is not None:
             x = self.batch_norm(x)
-        # enforce_sorted=False gives the same results as the reference's pre-sorted batches.
-        x = nn.utils.rnn.pack_padded_sequence(x, output_lengths.cpu(), enforce_sorted=False)
-        x, _ = self.rnn(x)
-        x, _ = nn.utils.rnn.pad_packed_sequence(x)
+        if self.training:
+            x = self.rnn_on_padded(x, output_lengths)
+        else:
+            # enforce_sorted=False gives the same results as the reference's pre-sorted batches.
+            x = nn.utils.rnn.pack_padded_sequence(x, output_lengths.cpu(), enforce_sorted=False)
+            x, _ = self.rnn(x)
+            x, _ = nn.utils.rnn.pad_packed_sequence(x)
         if self.bidirectional:
             x = x.view(x.size(0), x.size(1), 2, -1).sum(2)
         return x
+
+    def rnn_on_padded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """What the packed RNN computes, on the padded batch: the same outputs at every valid step, zeros after.
+
+        The backward pass of torch's packed CPU RNN slices the packed input once per time step and each slice's
+        gradient is a zero-filled copy of the whole input, so a step costs O(T^2): measured 1.7x slower than this
+        at 110 steps and 3x at 300. The forward direction cannot see the padding after each sequence; the
+        backward direction runs on each sequence reversed within its own length.
+        """
+        lengths = lengths.to(torch.long).cpu()
+        steps = int(lengths.max())
+        x = x[:steps]
+        positions = torch.arange(steps).unsqueeze(1)
+        template = self._one_direction[0]
+        suffixes = [""] + (["_reverse"] if self.bidirectional else [])
+        outputs = []
+        for suffix in suffixes:
+            weights = {name: getattr(self.rnn, name + suffix)
+                       for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")}
+            if suffix:
+                within = lengths.unsqueeze(0) - 1 - positions
+                order = torch.where(within >= 0, within, positions).unsqueeze(-1).expand_as(x)
+                y, _ = torch.func.functional_call(template, weights, (x.gather(0, order),))
+                y = y.gather(0, order[..., :1].expand_as(y))
+            else:
+                y, _ = torch.func.functional_call(template, weights, (x,))
+            outputs.append(y)
+        valid = (positions < lengths.unsqueeze(0)).unsqueeze(-1).to(x.dtype)
+        return torch.cat(outputs, dim=-1) * valid
 
 
 class Lookahead(nn.Module):

@@ -111,3 +111,32 @@ def test_padded_batch_equals_each_utterance_alone():
     n = int(alone_lengths[0])
     assert int(batch_lengths[1]) == n == 38
     assert torch.allclose(batch_probs[1, :n], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("rnn_type,bidirectional", [(nn.LSTM, True), (nn.GRU, True), (nn.LSTM, False)])
+def test_training_rnn_path_equals_the_packed_rnn(rnn_type, bidirectional):
+    # Training runs the RNN on the padded batch (faster backward); it must compute what the packed RNN does.
+    from porter_deepspeech.model import BatchRNN
+
+    torch.manual_seed(3)
+    layer = BatchRNN(12, 16, rnn_type=rnn_type, bidirectional=bidirectional, batch_norm=False)
+    lengths = torch.tensor([9, 4, 7], dtype=torch.int32)
+    x = torch.randn(9, 3, 12)
+    target = torch.randn(9, 3, 16)
+
+    def loss_and_grads(training):
+        layer.train(training)
+        layer.zero_grad()
+        out = layer(x, lengths)
+        loss = (out * target).sum()
+        loss.backward()
+        return out.detach(), [p.grad.clone() for p in layer.parameters()]
+
+    packed_out, packed_grads = loss_and_grads(False)
+    padded_out, padded_grads = loss_and_grads(True)
+    assert packed_out.shape == padded_out.shape == (9, 3, 16)
+    assert torch.allclose(padded_out, packed_out, atol=1e-6)
+    assert padded_out[4:, 1].abs().max() == 0  # nothing after a sequence's end
+    for packed, padded in zip(packed_grads, padded_grads):
+        assert torch.allclose(padded, packed, atol=1e-5)
+    assert set(layer.state_dict()) == {f"rnn.{k}" for k in rnn_type(12, 16, bidirectional=bidirectional).state_dict()}
