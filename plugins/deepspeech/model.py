@@ -92,8 +92,9 @@ class BatchRNN(nn.Module):
                             bidirectional=bidirectional, bias=True)
 
         # A one-direction RNN of the same kind, never registered (the checkpoint keeps V3's keys): training runs
-        # each direction of self.rnn's weights through it on padded batches (see rnn_on_padded).
-        self._one_direction = (rnn_type(input_size=input_size, hidden_size=hidden_size, bias=True),)
+        # each direction of self.rnn's weights through it on padded batches (see rnn_on_padded). On the meta
+        # device it holds no weights of its own, so models that only infer pay nothing for it.
+        self._one_direction = (rnn_type(input_size=input_size, hidden_size=hidden_size, bias=True, device="meta"),)
 
     def forward(self, x: torch.Tensor, output_lengths: torch.Tensor) -> torch.Tensor:
         if self.batch_norm is not None:

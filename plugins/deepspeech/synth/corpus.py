@@ -84,7 +84,7 @@ def female_voice_of_male(rng: random.Random) -> tuple[float, float]:
     # A sox shift alone scales formants as much as F0: 800 cents takes kal's F0 to slt's (x1.6) but its formants
     # far past a woman's (about x1.15-1.2). The engines' own F0 target raises F0 only; a small sox shift then
     # adds the shorter vocal tract. slt's measured F0 is about 170-180 Hz.
-    return rng.uniform(140, 215), rng.uniform(80, 330)
+    return round(rng.uniform(140, 215), 1), rng.uniform(80, 330)
 
 
 def plan_utterance(rng: random.Random, split: str, seed: int, index: int) -> UttPlan:
@@ -98,7 +98,6 @@ def plan_utterance(rng: random.Random, split: str, seed: int, index: int) -> Utt
     elif not voice.female and rng.random() < probability:
         if split == "train" and (voice.engine, voice.name) in F0_TARGET_VOICES and rng.random() < 0.7:
             f0_mean_hz, pitch_cents = female_voice_of_male(rng)
-            f0_mean_hz = round(f0_mean_hz, 1)
         else:
             pitch_cents = rng.uniform(300, highest)  # sox alone: F0 and formants up together
     else:

@@ -37,10 +37,14 @@ def espeak_render(tokens, voice: str, out_wav: Path, *, words_per_minute: int, p
               espeak_ssml(tokens)])
 
 
+# Both engines take an F0 spread with the target mean; a tenth to a fifth of the mean is a speaking voice's.
+F0_STDDEV_FRACTION = 0.15
+
+
 def flite_render(tokens, voice: str, out_wav: Path, *, duration_stretch: float,
                  f0_mean_hz: float | None = None) -> None:
     f0 = [] if f0_mean_hz is None else ["--setf", f"int_f0_target_mean={f0_mean_hz:.1f}",
-                                        "--setf", f"int_f0_target_stddev={0.15 * f0_mean_hz:.1f}"]
+                                        "--setf", f"int_f0_target_stddev={F0_STDDEV_FRACTION * f0_mean_hz:.1f}"]
     run_tool(["flite", "-voice", voice, "--setf", f"duration_stretch={duration_stretch:.3f}", *f0,
               "-t", hyphenated_text(tokens), "-o", str(out_wav)])
 
@@ -61,7 +65,7 @@ def festival_render_batch(jobs: list[tuple[tuple[Token, ...], float, float | Non
         else:
             # The diphone voices' linear-regression F0 model maps its own mean (170 Hz) onto the target.
             lines.append(f"(set! int_lr_params '((target_f0_mean {f0_mean_hz:.1f}) "
-                         f"(target_f0_std {0.15 * f0_mean_hz:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
+                         f"(target_f0_std {F0_STDDEV_FRACTION * f0_mean_hz:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
         lines += [
             f"(Parameter.set 'Duration_Stretch {duration_stretch:.3f})",
             f'(set! utt1 (Utterance Text "{text}"))',
