@@ -97,3 +97,35 @@ def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsy
     assert int8["status"] == "ok" and set(int8["metrics"]) == set(single["metrics"])
     assert int8["model_size_bytes"] < single["model_size_bytes"]
     assert "wer" in int8["deltas"]
+
+
+def test_the_cli_keeps_the_exporters_cpp_shape_warnings_off_stderr_unless_asked(tmp_path):
+    """The legacy exporter prints PackPadded shape-inference warnings from C++ on each LSTM export; the porter
+    command hides them by default, and TORCH_CPP_LOG_LEVEL=WARNING brings them back."""
+    import os
+    import subprocess
+    import sys
+
+    write_an4_forms(tmp_path / "data")
+    tiny_checkpoint(tmp_path / "tiny.ckpt")
+    recipe = {
+        "name": "ds_quiet",
+        "model": {"name": "deepspeech", "options": {"checkpoint": "tiny.ckpt"}, "export": {"static_length": 200}},
+        "dataset": {"name": "an4", "options": {"manifest": "data/an4_test_manifest.json"}},
+        "target": {"name": "onnxruntime", "flags": {"warmup": 0}},
+        "metrics": ["wer"],
+        "variants": {"ort_fp32": {}},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_CPP_LOG_LEVEL"}
+
+    def run(workspace, **extra_env):
+        done = subprocess.run([sys.executable, "-m", "porter.cli.main", "run", str(path), "--workspace",
+                               str(tmp_path / workspace), "--quiet"], env={**env, **extra_env},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    assert "PackPadded" not in run("quiet")
+    assert "PackPadded" in run("loud", TORCH_CPP_LOG_LEVEL="WARNING")
