@@ -125,6 +125,12 @@ def test_a_stage_no_worker_can_host_fails_fast_naming_the_resource(project, spre
     assert not (ws / "artifacts").exists()  # nothing was submitted
 
 
+def _default_sigint() -> None:
+    """A shell without job control starts background jobs with SIGINT ignored, and Python then never turns SIGINT
+    into KeyboardInterrupt: the driver must get the default disposition whatever this test run inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_driver_leaves_no_partial_artifact_and_a_rerun_resumes(project, local_reference,
                                                                          spread_cluster):
     stall_dir = Path(spread_cluster.env["PORTER_TEST_STALL_DIR"])
@@ -133,7 +139,8 @@ def test_interrupted_driver_leaves_no_partial_artifact_and_a_rerun_resumes(proje
     driver = subprocess.Popen(
         [sys.executable, "-m", "porter.cli.main", "run", str(project.recipe), "--executor", "dask", "--address",
          spread_cluster.scheduler_address, "--workspace", str(ws), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 60
         while not any(stall_dir.glob("stalled-*")) and driver.poll() is None and time.monotonic() < deadline:
