@@ -69,6 +69,10 @@ def test_static_export_pads_and_matches_pytorch(setup, static_export, alone):
     lstms = [n for n in graph.graph.node if n.op_type == "LSTM"]
     assert len(lstms) == 2 and all(len(n.input) > 4 and n.input[4] for n in lstms)
     assert frozen_mask_nodes(graph) == []
+    # one padding mask per conv block, after its activation: nothing stands between Conv and BatchNorm, so the
+    # exporter folds BatchNorm into the Conv weights
+    ops = [n.op_type for n in graph.graph.node if n.op_type in ("Conv", "BatchNormalization", "Clip", "Where")]
+    assert ops[:6] == ["Conv", "Clip", "Where"] * 2
     (check,) = exported.checks
     assert check.label == "onnx vs pytorch, padded to static length" and check.samples == 3
     assert check.passed and check.max_abs_diff < 1e-5

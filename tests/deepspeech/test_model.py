@@ -140,3 +140,15 @@ def test_training_rnn_path_equals_the_packed_rnn(rnn_type, bidirectional):
     for packed, padded in zip(packed_grads, padded_grads):
         assert torch.allclose(padded, packed, atol=1e-5)
     assert set(layer.state_dict()) == {f"rnn.{k}" for k in rnn_type(12, 16, bidirectional=bidirectional).state_dict()}
+
+
+def test_training_masks_after_every_module_so_batchnorm_statistics_match_v3():
+    """BatchNorm's batch statistics count the padded steps, as zeros in V3: training keeps every mask."""
+    ours, theirs = small_model().train(), small_model().train()
+    x = torch.randn(3, 1, 161, 90)
+    out_lengths = ours.get_seq_lens(torch.tensor([90, 61, 17]))
+    got, _ = ours.conv(x, out_lengths)
+    want = reference_mask_loop(theirs.conv.seq_module, x.clone(), out_lengths)
+    assert torch.equal(got, want)
+    for a, b in ((ours.conv.seq_module[i], theirs.conv.seq_module[i]) for i in (1, 4)):
+        assert torch.equal(a.running_mean, b.running_mean) and torch.equal(a.running_var, b.running_var)
