@@ -7,6 +7,7 @@ Variants (all on the onnxruntime target unless noted):
   seed_fixed     the same with the Ascend 310 graph passes applied (bench 4)
   bucketed       dynamic batch/time axes, utterances sorted by length and batched (bench 2, 5)
   int8_bucketed  int8 dynamic quantisation of the weights + bucketed batching (bench 3)
+  bucketed_frames_N  bucketed with a frame budget of N (0: none) instead of bucketed's: the batching sweep
 """
 from __future__ import annotations
 
@@ -21,6 +22,15 @@ TEST_SPLIT = "test_unseen_voices"
 
 SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED, REFERENCE = "seed", "seed_fixed", "bucketed", "int8_bucketed", "reference"
 TIMED_VARIANTS = (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED)
+# a batch holds at most as many padded frames as two of the seed's inputs (the default recipe's setting)
+DEFAULT_MAX_BATCH_FRAMES = 2 * SEED_LENGTH
+
+
+SWEEP_PREFIX = "bucketed_frames_"
+
+
+def sweep_variant(max_batch_frames: int) -> str:
+    return f"{SWEEP_PREFIX}{max_batch_frames}"
 
 
 def demo_checkpoint(cache: Path) -> tuple[Path, str]:
@@ -65,9 +75,11 @@ def ascend_pass_names(chain=ASCEND_CHAIN) -> list[str]:
 
 
 def write_recipe(path: Path, *, checkpoint: Path, limit: int | None, batch_size: int, passes: list[str],
+                 max_batch_frames: int = DEFAULT_MAX_BATCH_FRAMES, frame_budgets: tuple[int, ...] = (),
                  warmup: int = 2) -> Path:
     static = {"export": {"dynamic": False, "static_length": SEED_LENGTH, "batch": 1}}
     dynamic = {"export": {"dynamic": True}}
+    bucketed = {"batching": "bucketed", "batch_size": batch_size, "max_batch_frames": max_batch_frames}
     dataset_options = {"splits": [TEST_SPLIT]}
     if limit:
         dataset_options["limit"] = limit
@@ -80,11 +92,14 @@ def write_recipe(path: Path, *, checkpoint: Path, limit: int | None, batch_size:
         "variants": {
             REFERENCE: {"reference": True},
             SEED: {"model": static},
-            BUCKETED: {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": batch_size}}},
-            INT8_BUCKETED: {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": batch_size,
-                                                                   "quantize": "int8_dynamic"}}},
+            BUCKETED: {"model": dynamic, "target": {"flags": bucketed}},
+            INT8_BUCKETED: {"model": dynamic, "target": {"flags": {**bucketed, "quantize": "int8_dynamic"}}},
         },
     }
+    for budget in frame_budgets:
+        if budget != max_batch_frames:
+            recipe["variants"][sweep_variant(budget)] = {
+                "model": dynamic, "target": {"flags": {**bucketed, "max_batch_frames": budget}}}
     if passes:
         recipe["variants"][SEED_FIXED] = {"model": static, "graph_fix": list(passes)}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,4 +107,5 @@ def write_recipe(path: Path, *, checkpoint: Path, limit: int | None, batch_size:
     return path
 
 
-__all__ = ["demo_checkpoint", "ascend_pass_names", "write_recipe", "TIMED_VARIANTS", "ASCEND_CHAIN"]
+__all__ = ["demo_checkpoint", "ascend_pass_names", "write_recipe", "sweep_variant", "SWEEP_PREFIX", "TIMED_VARIANTS", "ASCEND_CHAIN",
+           "DEFAULT_MAX_BATCH_FRAMES"]

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_recipe import BUCKETED, INT8_BUCKETED, REFERENCE, SEED, SEED_FIXED
+from bench_recipe import BUCKETED, INT8_BUCKETED, REFERENCE, SEED, SEED_FIXED, SWEEP_PREFIX
 from timing import of_values, ratio
 
 HERE = Path(__file__).resolve().parent
@@ -83,7 +83,9 @@ def memory(recipe: Path, workspace: Path, variants: list[str], repeats: int) -> 
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
             runs[name].append(json.loads(line))
     return {name: {"run_stage_added_mb": of_values([r["run_memory_mb"] for r in rs], "MB").as_dict(),
-                   "process_peak_rss_mb": of_values([r["peak_rss_mb"] for r in rs], "MB").as_dict()}
+                   # the probe process's own peak: the report's per-variant peak also counts the peaks that
+                   # cached stages recorded when an earlier process computed them
+                   "process_peak_rss_mb": of_values([r["process_maxrss_mb"] for r in rs], "MB").as_dict()}
             for name, rs in runs.items()}
 
 
@@ -108,9 +110,10 @@ def run(*, recipe: Path, workspace: Path, repeats: int, memory_repeats: int, wei
 
         write_outputs(report, report_dir)
     names = [v.name for v in report.variants]
-    timed = [n for n in (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED) if n in names]
+    sweep = [n for n in names if n.startswith(SWEEP_PREFIX)]
+    timed = [n for n in (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED) if n in names] + sweep
     speed = timed_runs(recipe, workspace, timed, repeats)
-    mem = memory(recipe, workspace, [SEED, BUCKETED], memory_repeats)
+    mem = memory(recipe, workspace, [SEED, BUCKETED, *sweep], memory_repeats)
 
     def tput(name):
         return speed[name]["utterances_per_s"]["median"]
@@ -155,6 +158,18 @@ def run(*, recipe: Path, workspace: Path, repeats: int, memory_repeats: int, wei
     else:
         out["bench4_graph_fixed_vs_unfixed"] = {"skipped": "no Ascend graph passes are registered"}
     out["memory"] = mem
+    # batch size against memory: every bucketed configuration, by its frame budget
+    rows = []
+    for name in sorted([BUCKETED, *sweep], key=lambda n: report.variant(n).flags.get("max_batch_frames") or 1e9):
+        v = report.variant(name)
+        rows.append({"variant": name, "batch_size": v.flags.get("batch_size"),
+                     "max_batch_frames": v.flags.get("max_batch_frames"),
+                     "batches": v.details.get("run", {}).get("batches"),
+                     "utterances_per_s": tput(name), "throughput_vs_seed": ratio(tput(name), tput(SEED)),
+                     "run_stage_added_mb": mem[name]["run_stage_added_mb"]["median"],
+                     "memory_vs_seed": ratio(mem[name]["run_stage_added_mb"]["median"],
+                                             mem[SEED]["run_stage_added_mb"]["median"])})
+    out["batching_sweep"] = rows
     out["bench5_memory_bucketed_vs_batch1"] = {
         "run_stage_added_ratio": ratio(mem[BUCKETED]["run_stage_added_mb"]["median"],
                                        mem[SEED]["run_stage_added_mb"]["median"]),
@@ -193,6 +208,14 @@ def summary(r: dict) -> list[str]:
     lines.append(f"bench 5: run-stage memory bucketed {m[BUCKETED]['run_stage_added_mb']['median']:.0f} MB vs "
                  f"batch 1 {m[SEED]['run_stage_added_mb']['median']:.0f} MB: {b5['run_stage_added_ratio']:.2f}x "
                  f"(goal <= 1.5x); whole-process peak {b5['process_peak_ratio']:.2f}x")
+    if len(r.get("batching_sweep", ())) > 1:
+        lines.append("batching sweep (bucketed, fp32): frame budget, batches, utt/s and x seed, run-stage MB and "
+                     "x seed")
+        for row in r["batching_sweep"]:
+            budget = row["max_batch_frames"] or f"none (batch {row['batch_size']})"
+            lines.append(f"  {str(budget):<18} {row['batches']:>4} batches  {row['utterances_per_s']:6.1f} utt/s "
+                         f"{row['throughput_vs_seed']:5.2f}x   {row['run_stage_added_mb']:5.0f} MB "
+                         f"{row['memory_vs_seed']:5.2f}x")
     return lines
 
 

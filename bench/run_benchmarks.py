@@ -23,6 +23,8 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 # librosa's numba cache must be writable; child processes inherit this
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "porter-numba"))
+# as the porter command does: torch's exporter C++ warnings would bury the figures
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 
 DEFAULT_RECIPE_CANDIDATES = ("deepspeech_an4.yaml", "default.yaml")
 
@@ -35,6 +37,11 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, help="timed repetitions per figure (default 5; 2 with --quick)")
     p.add_argument("--batch-size", type=int, default=16,
                    help="batch size of the bucketed variants (default 16, as the default recipe)")
+    p.add_argument("--max-batch-frames", type=int, default=1242,
+                   help="frame budget of the bucketed variants (default 1242 = 2 x 621, as the default recipe)")
+    p.add_argument("--frame-budgets", default="0,621,2400",
+                   help="other frame budgets timed and measured beside it, the batching sweep (0: no budget, "
+                        "only --batch-size; empty: no sweep)")
     p.add_argument("--limit", type=int, help="use only the first N test utterances (default all; 12 with --quick)")
     p.add_argument("--passes", help="comma list of graph passes for bench 4 (default: the Ascend 310 chain in "
                    "bench_recipe.ASCEND_CHAIN)")
@@ -116,7 +123,9 @@ def main(argv=None) -> int:
               else bench_recipe.ascend_pass_names())
     recipe = bench_recipe.write_recipe(bench_dir / ("bench_quick.yaml" if args.quick else "bench.yaml"),
                                        checkpoint=checkpoint, limit=limit, batch_size=args.batch_size,
-                                       passes=passes)
+                                       passes=passes, max_batch_frames=args.max_batch_frames,
+                                       frame_budgets=tuple(int(b) for b in args.frame_budgets.split(",")
+                                                           if b.strip()))
     if "2" in only:
         import pipeline_benches
 

@@ -32,10 +32,14 @@ FLAGS = {
                        "none: one sample at a time (padded to static shapes); bucketed: sort by length and batch "
                        "(needs dynamic batch and time axes)"),
     "batch_size": Option("int", 8, help="samples per batch when batching is bucketed"),
+    "max_batch_frames": Option("int", 0, help="bucketed batching: cap on samples x padded length, the length being "
+                                              "a sample's extent along its inputs' dynamic non-batch axes (frames "
+                                              "of a spectrogram), so batches of long samples hold fewer of them; "
+                                              "0: no cap"),
 }
 # how the run stage runs, not what the compiled model is: changing them reuses the compile
 RUN_FLAGS = frozenset({"intra_op_threads", "inter_op_threads", "execution_mode", "warmup", "batching",
-                       "batch_size"})
+                       "batch_size", "max_batch_frames"})
 
 
 @hookimpl
@@ -109,15 +113,19 @@ def porter_run(target, compiled, inputs, workdir: Path):
     flags = target.flags
     sess = _session_for(compiled, flags)
     names = [o.name for o in sess.get_outputs()]
+    details = {"batching": flags["batching"]}
     if flags["batching"] == "bucketed":
-        latencies, wall = _run_bucketed(sess, compiled, inputs, names, workdir, flags)
+        latencies, wall, batches = _run_bucketed(sess, compiled, inputs, names, workdir, flags)
         batch = flags["batch_size"]
+        details.update(batch_size=batch, max_batch_frames=flags["max_batch_frames"], batches=len(batches),
+                       largest_batch=max(map(len, batches), default=0))
     else:
         latencies, wall = _run_one_at_a_time(sess, compiled, inputs, names, workdir, flags["warmup"])
         batch = 1
+        details.update(batch_size=batch, batches=len(inputs))
     return OutputSet(path=workdir, sample_ids=inputs.sample_ids, output_names=tuple(names),
                      timing=Timing(tuple(latencies), wall, warmup=flags["warmup"], batch_size=batch),
-                     details={"batching": flags["batching"], "batch_size": batch})
+                     details=details)
 
 
 def _progress(total: int, what: str):
@@ -147,6 +155,36 @@ def _run_one_at_a_time(sess, compiled, inputs, names, workdir, warmup):
     return latencies, wall
 
 
+def _padded_length(sample: dict, specs) -> int:
+    """What padding a sample to a batch's longest stretches: the product of its extents along the dynamic
+    non-batch axes, the largest over its inputs (a spectrogram's frames; 1 for a per-sample scalar)."""
+    length = 1
+    for spec in specs:
+        shape = np.shape(sample[spec.name])
+        dims = [shape[d] for d, size in enumerate(spec.shape)
+                if 0 < d < len(shape) and not isinstance(size, int)]
+        length = max(length, int(np.prod(dims)) if dims else 1)
+    return length
+
+
+def bucket_batches(lengths: list[int], batch_size: int, max_batch_frames: int = 0) -> list[list[int]]:
+    """Sample indices in batches, longest first (like the reference's SortaGrad order) so neighbours have
+    similar lengths and little padding is computed. A batch holds at most ``batch_size`` samples and, when
+    ``max_batch_frames`` is set, at most that many padded frames (samples x its longest length); a sample
+    longer than the cap still runs, alone."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    for i in order:
+        batch = batches[-1] if batches else None
+        # sorted longest first, so a batch's padded length is its first sample's
+        if batch is None or len(batch) >= batch_size or (
+                max_batch_frames and (len(batch) + 1) * lengths[batch[0]] > max_batch_frames):
+            batches.append([i])
+        else:
+            batch.append(i)
+    return batches
+
+
 def _run_bucketed(sess, compiled, inputs, names, workdir, flags):
     for spec in compiled.inputs:
         if isinstance(spec.shape[0], int):
@@ -154,20 +192,17 @@ def _run_bucketed(sess, compiled, inputs, names, workdir, flags):
                 f"bucketed batching needs a model with a dynamic batch axis, but input {spec.name!r} has static "
                 f"shape {spec.shape}; export with dynamic axes (model.export.dynamic: true)",
                 field="target.flags.batching")
-    size = max(1, flags["batch_size"])
-    # sizes first, then one batch in memory at a time: a large test set never sits in memory whole
-    sizes = [max(np.asarray(a).size for a in inputs.load(i).values()) for i in range(len(inputs))]
-    # longest first, like the reference's SortaGrad order; neighbours have similar lengths, so little padding
-    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
-    batches = [order[i:i + size] for i in range(0, len(order), size)]
+    # lengths first, then one batch in memory at a time: a large test set never sits in memory whole
+    lengths = [_padded_length(inputs.load(i), compiled.inputs) for i in range(len(inputs))]
+    batches = bucket_batches(lengths, max(1, flags["batch_size"]), flags["max_batch_frames"])
     in_names = [s.name for s in compiled.inputs]
     if batches:
         warm = stack_batch([inputs.load(i) for i in batches[0]], in_names)
         for _ in range(flags["warmup"]):
             sess.run(None, warm)
-    latencies = [0.0] * len(sizes)
+    latencies = [0.0] * len(lengths)
     wall = 0.0
-    with _progress(len(sizes), "onnxruntime, bucketed") as bar:
+    with _progress(len(lengths), "onnxruntime, bucketed") as bar:
         for batch in batches:
             feeds = stack_batch([inputs.load(i) for i in batch], in_names)
             feeds = {s.name: feeds[s.name].astype(s.dtype, copy=False) for s in compiled.inputs}
@@ -180,4 +215,4 @@ def _run_bucketed(sess, compiled, inputs, names, workdir, flags):
                 latencies[i] = dt * 1000
                 write_sample(workdir, i, {n: o[j:j + 1] for n, o in zip(names, outs)})
             bar.update(len(batch))
-    return latencies, wall
+    return latencies, wall, batches

@@ -74,6 +74,9 @@ def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsy
             "bucketed": {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": 2}}},
             "int8": {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": 2,
                                                              "quantize": "int8_dynamic"}}},
+            # a budget of one frame: every utterance runs alone, and the results cannot change
+            "one_frame_budget": {"model": dynamic, "target": {"flags": {"batching": "bucketed", "batch_size": 2,
+                                                                        "max_batch_frames": 1}}},
         },
     }
     report, _ = _run_recipe(tmp_path, capsys, recipe)
@@ -83,6 +86,11 @@ def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsy
     assert bucketed["details"]["run"]["batching"] == "bucketed"
     assert bucketed["metrics"] == single["metrics"]
     assert [s["hypothesis"] for s in bucketed["samples"]] == [s["hypothesis"] for s in single["samples"]]
+    n = len(single["samples"])
+    assert bucketed["details"]["run"]["batches"] == (n + 1) // 2 and bucketed["details"]["run"]["largest_batch"] == 2
+    budget = variants["one_frame_budget"]
+    assert budget["details"]["run"]["batches"] == n and budget["details"]["run"]["largest_batch"] == 1
+    assert budget["metrics"] == single["metrics"]
 
     # per-utterance probabilities agree within float rounding over each utterance's valid frames
     run_dirs = {v: workspace / "artifacts" / "run" / next(s["key"] for s in variants[v]["stages"] if s["stage"] == "run")
