@@ -141,7 +141,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.details["latencies_ms"] = list(t.latencies_ms)
         metrics: Metrics | None = results[path.score].value
         if metrics is not None:
-            vr.metrics = dict(metrics.values)
+            vr.metrics = metrics_in_recipe_order(metrics.values, v.metrics)
             vr.samples = list(metrics.samples)
         vr.peak_rss_mb = max((r.peak_rss_mb for r in records if r.peak_rss_mb), default=math.nan)
         run_rec = results[path.run].record
@@ -174,3 +174,19 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         tools=_tool_versions(plugins), host=host_info(), variants=reports,
         reference=ref.name if ref else None, stage_counts=counts,
     )
+
+
+def metrics_in_recipe_order(values, recipe_metrics) -> dict[str, float]:
+    """The overall metrics in the recipe's order, then each group's (``wer``, ``cer``, ``wer/a``, ``cer/a``,
+    ``wer/b``...), groups in the order the scorer gave them: the table's columns then do not depend on whether the
+    scores were computed now or read back from the cache."""
+    rank = {name: i for i, name in enumerate(recipe_metrics)}
+    groups: dict[str, int] = {}
+    for name in values:
+        groups.setdefault(name.partition("/")[2], len(groups))
+
+    def key(name: str):
+        base, _, group = name.partition("/")
+        return bool(group), groups[group] if group else 0, rank.get(base, len(rank)), base
+
+    return {name: values[name] for name in sorted(values, key=key)}

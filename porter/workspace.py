@@ -267,7 +267,8 @@ class Workspace:
                    "files": _file_stamps(workdir)}
         meta_tmp = workdir / (ARTIFACT_FILE + ".tmp")
         with open(meta_tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True, default=str)
+            # keys in the order the stage produced them: a cache hit then reads back the same order
+            json.dump(payload, fh, indent=1, sort_keys=False, default=str)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(meta_tmp, workdir / ARTIFACT_FILE)

@@ -82,7 +82,8 @@ def porter_register_datasets():
 
 @hookimpl
 def porter_register_metrics():
-    return [MetricSpec("error_rate", "percent misclassified", unit="%")]
+    return [MetricSpec("error_rate", "percent misclassified", unit="%"),
+            MetricSpec("accuracy", "percent classified correctly", unit="%")]
 
 
 @hookimpl
@@ -183,4 +184,6 @@ def porter_score(model, metrics, inputs, outputs):
     values = {"error_rate": 100.0 * wrong / len(outputs)}
     for g, errs in groups.items():
         values[f"error_rate/{g}"] = 100.0 * sum(errs) / len(errs)
+    if "accuracy" in metrics:
+        values.update({name.replace("error_rate", "accuracy"): 100.0 - value for name, value in list(values.items())})
     return Metrics(values, tuple(samples))

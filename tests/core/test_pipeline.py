@@ -43,14 +43,22 @@ def test_two_variants_run_through_all_six_stages(porter_project):
 
 
 def test_unchanged_rerun_reuses_every_stage(porter_project):
-    recipe = porter_project.write_recipe(porter_project.base_recipe())
+    recipe = porter_project.base_recipe()
+    recipe["metrics"] = ["error_rate", "accuracy"]  # not in alphabetical order
+    recipe = porter_project.write_recipe(recipe)
     t0 = time.perf_counter()
-    assert porter_project.porter("run", recipe)[0] == 0
+    code, cold_out, _ = porter_project.porter("run", recipe)
+    assert code == 0
     cold = time.perf_counter() - t0
     t0 = time.perf_counter()
     code, out, _ = porter_project.porter("run", recipe)
     warm = time.perf_counter() - t0
     assert code == 0
+    # the same columns in the same order, whether the scores were computed or read back from the cache
+    header = [line for line in out.splitlines() if line.startswith("variant")]
+    assert header and header == [line for line in cold_out.splitlines() if line.startswith("variant")]
+    columns = header[0].split()
+    assert columns.index("error_rate") < columns.index("accuracy") < columns.index("error_rate/even")
     report = _report(porter_project)
     assert report["stage_counts"]["computed"] == 0
     assert report["stage_counts"]["cached"] == 7  # preprocess is shared by both variants: 1 + 2 + 4
