@@ -172,7 +172,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         started=started, wall_seconds=wall_seconds, porter_version=__version__, executor=executor,
         plugins=[dataclasses.asdict(i) for i in plugins.infos], libraries=library_versions(),
         tools=_tool_versions(plugins), host=host_info(), variants=reports,
-        reference=ref.name if ref else None, stage_counts=counts,
+        reference=ref.name if ref else None, stage_counts=counts, allow_missing_tools=recipe.allow_missing_tools,
     )
 
 

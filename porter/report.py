@@ -89,6 +89,7 @@ class RunReport:
     reference: str | None = None
     verdicts: list[dict] = field(default_factory=list)
     stage_counts: dict[str, int] = field(default_factory=dict)  # computed / cached / skipped / failed
+    allow_missing_tools: bool = False  # the recipe's: a variant skipped for a missing vendor tool is no failure
 
     def variant(self, name: str) -> VariantReport:
         return next(v for v in self.variants if v.name == name)

@@ -63,9 +63,6 @@ def run(args) -> int:
         return code
     if any(v.status == "failed" for v in report.variants):
         return EXIT_FAILURE
-    if any(v.status == "skipped" for v in report.variants):
-        from porter.recipe import read_recipe_file
-
-        if not read_recipe_file(Path(args.recipe)).get("allow_missing_tools", False):
-            return EXIT_TOOL_MISSING
+    if any(v.status == "skipped" for v in report.variants) and not report.allow_missing_tools:
+        return EXIT_TOOL_MISSING
     return 0

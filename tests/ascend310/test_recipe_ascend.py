@@ -17,9 +17,10 @@ ASCEND_VARIANTS = {
 }
 
 
-def _recipe(project):
+def _recipe(project, **top_level):
     recipe = project.base_recipe()
     recipe["variants"] = {"torch": {"reference": True}, "ort": {}, **ASCEND_VARIANTS}
+    recipe.update(top_level)
     return project.write_recipe(recipe)
 
 
@@ -102,3 +103,15 @@ def test_recipe_flags_are_validated(porter_project, flag, value, expected):
     recipe["variants"] = {"npu": {"target": {"name": "ascend310", "flags": {flag: value}}}}
     code, out, err = porter_project.porter("validate", porter_project.write_recipe(recipe))
     assert code == 2 and f"variants.npu.target.flags.{flag}" in err and expected in err
+
+
+def test_a_recipe_that_allows_missing_tools_exits_0_with_its_bundle_written(porter_project, tmp_path, monkeypatch):
+    tb.no_tools(tmp_path / "here", monkeypatch)
+    recipe = _recipe(porter_project, allow_missing_tools=True)
+    workspace, where = tmp_path / "ws", tmp_path / "bundle"
+    code, out, err = porter_project.porter("run", recipe, "--workspace", workspace, "--bundle", where, "--quiet")
+    assert code == 0, err + out
+    report = json.loads((workspace / "report.json").read_text())
+    assert report["allow_missing_tools"] is True
+    assert all(v["status"] == "skipped" for v in report["variants"] if v["name"] in ASCEND_VARIANTS)
+    assert (where / "run.sh").is_file()
