@@ -47,14 +47,19 @@ SPECS = (
     PassSpec(
         name="cleanup",
         description="Fold constant subgraphs (onnx-graphsurgeon fold_constants, evaluated with ONNX Runtime), "
-                    "remove dead nodes and unused initializers, sort topologically and run ONNX shape "
-                    "inference. Values are unchanged up to float rounding of folded arithmetic.",
+                    "simplify redundant Casts, remove dead nodes and unused initializers, sort topologically "
+                    "and run ONNX shape inference. Values are unchanged up to float rounding of folded "
+                    "arithmetic.",
         options={
             "fold_constants": Option("bool", True, help="evaluate subgraphs whose inputs are all constant"),
             "fold_shapes": Option("bool", True, help="also fold Shape ops of tensors whose shape is static"),
             "infer_shapes": Option("bool", True, help="annotate tensors with ONNX shape inference afterwards"),
+            "simplify_casts": Option("bool", True,
+                                     help="drop Casts to the type a tensor already has, and make Cast→Cast "
+                                          "one Cast where the first loses nothing (int32→int64→int32...)"),
         },
         tolerance=1e-5,
+        version="2",  # 2: simplifies Casts, so graphs cached by version 1 differ
     ),
     PassSpec(
         name="onnxoptimizer",
@@ -93,12 +98,14 @@ def porter_graph_fix(graph_pass, model):
 
 
 def cleanup(model: onnx.ModelProto, fold_constants: bool = True, fold_shapes: bool = True,
-            infer_shapes: bool = True) -> onnx.ModelProto:
+            infer_shapes: bool = True, simplify_casts: bool = True) -> onnx.ModelProto:
     import onnx_graphsurgeon as gs
 
-    graph = gs.import_onnx(_with_inferred_shapes(model) if fold_shapes else model)
+    graph = gs.import_onnx(_with_inferred_shapes(model) if fold_shapes or simplify_casts else model)
     if fold_constants:
         graph.fold_constants(fold_shapes=fold_shapes)
+    if simplify_casts:
+        simplify_cast_chains(graph)
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     exported = gs.export_onnx(graph)
     result = _with_graph(model, exported.graph)
@@ -106,6 +113,52 @@ def cleanup(model: onnx.ModelProto, fold_constants: bool = True, fold_shapes: bo
         del result.graph.value_info[:]  # stale records from before folding would conflict with the new ones
         result = onnx.shape_inference.infer_shapes(result)
     return result
+
+
+def simplify_cast_chains(graph) -> int:
+    """Rewire an onnx-graphsurgeon graph around redundant Casts; returns how many Casts it bypassed or shortened.
+
+    Exporters cast lengths back and forth (int32 → int32, int32 → int64 → int32); each Cast is a kernel launch on
+    an accelerator. A Cast to the type its input already has is bypassed. Cast(A → B) → Cast(B → C) becomes one
+    Cast(A → C) when B holds every value of A (numpy's "safe" casting), since A → B is then exact. A Cast whose
+    output is a graph output stays, so the graph's interface does not change; the bypassed ones are left dead
+    for the cleanup that follows.
+    """
+    import numpy as np
+    from onnx import helper
+
+    def dtype_of(tensor):
+        try:
+            return np.dtype(tensor.dtype) if tensor.dtype is not None else None
+        except TypeError:  # an ONNX type numpy has no dtype for (bfloat16, float8...)
+            return None
+
+    def target(node):
+        try:
+            return np.dtype(helper.tensor_dtype_to_np_dtype(node.attrs["to"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    outputs = {id(t) for t in graph.outputs}
+    changed = 0
+    for node in graph.toposort().nodes:  # producers first, so a chain of any length collapses
+        if node.op != "Cast" or not node.inputs or not node.outputs:  # folding leaves nodes disconnected
+            continue
+        source, to = node.inputs[0], target(node)
+        producer = source.inputs[0] if source.inputs else None
+        if to is not None and producer is not None and producer.op == "Cast" and producer.inputs:
+            first_in, between = dtype_of(producer.inputs[0]), target(producer)
+            if first_in is not None and between is not None and np.can_cast(first_in, between, casting="safe"):
+                node.inputs[0] = source = producer.inputs[0]
+                changed += 1
+        out = node.outputs[0]
+        if to is not None and dtype_of(source) == to and id(out) not in outputs:
+            for consumer in list(out.outputs):
+                for i, tensor in enumerate(consumer.inputs):
+                    if tensor is out:
+                        consumer.inputs[i] = source
+            changed += 1
+    return changed
 
 
 def onnxoptimizer_pass(model: onnx.ModelProto, passes=SAFE_ONNXOPTIMIZER_PASSES) -> onnx.ModelProto:

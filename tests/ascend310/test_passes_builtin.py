@@ -43,6 +43,35 @@ def test_cleanup_removes_dead_nodes():
     assert lm.op_counts(onnx_passes.cleanup(model)) == {"Relu": 1}
 
 
+def _cast_chains_model():
+    """lengths (int32) cast int32 → int64 → int32 before an Add; x (float) cast float → int32 → float, which
+    truncates and must stay; a final Cast to the type it already has that is a graph output."""
+    cast = lambda src, dst, to: helper.make_node("Cast", [src], [dst], to=to)  # noqa: E731
+    nodes = [cast("n", "n_same", TensorProto.INT32), cast("n_same", "n64", TensorProto.INT64),
+             cast("n64", "n32", TensorProto.INT32), helper.make_node("Add", ["n32", "one"], ["m"]),
+             cast("x", "xi", TensorProto.INT32), cast("xi", "xf", TensorProto.FLOAT),
+             helper.make_node("Neg", ["xf"], ["y"]), cast("m", "out", TensorProto.INT32)]
+    graph = helper.make_graph(nodes, "casts", [helper.make_tensor_value_info("n", TensorProto.INT32, [2]),
+                                               helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("out", TensorProto.INT32, [2]),
+                               helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+                              [numpy_helper.from_array(np.array([1, 1], np.int32), "one")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_cleanup_drops_lossless_cast_chains_and_keeps_truncating_ones():
+    model = _cast_chains_model()
+    after = onnx_passes.cleanup(_copy(model), fold_constants=False)
+    casts = [(n.input[0], n.output[0]) for n in after.graph.node if n.op_type == "Cast"]
+    # int32 → int32 → int64 → int32 is gone; the truncating float → int32 → float stays; so does the graph output
+    assert sorted(casts) == [("m", "out"), ("x", "xi"), ("xi", "xf")]
+    assert next(n for n in after.graph.node if n.op_type == "Add").input[0] == "n"
+    feeds = {"n": np.array([3, -7], np.int32), "x": np.array([1.75, -2.5], np.float32)}
+    assert lm.max_abs_diff(model, after, feeds) == 0
+    kept = onnx_passes.cleanup(_copy(model), fold_constants=False, simplify_casts=False)
+    assert lm.op_counts(kept)["Cast"] == 6
+
+
 def _conv_bn_model():
     rng = np.random.default_rng(0)
     arrays = {"w": rng.standard_normal((3, 2, 3, 3)), "scale": rng.uniform(.5, 1.5, 3), "shift": rng.normal(0, .3, 3),
