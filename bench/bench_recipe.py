@@ -24,8 +24,6 @@ SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED, REFERENCE = "seed", "seed_fixed", "bu
 TIMED_VARIANTS = (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED)
 # a batch holds at most as many padded frames as two of the seed's inputs (the default recipe's setting)
 DEFAULT_MAX_BATCH_FRAMES = 2 * SEED_LENGTH
-
-
 SWEEP_PREFIX = "bucketed_frames_"
 
 
@@ -107,5 +105,5 @@ def write_recipe(path: Path, *, checkpoint: Path, limit: int | None, batch_size:
     return path
 
 
-__all__ = ["demo_checkpoint", "ascend_pass_names", "write_recipe", "sweep_variant", "SWEEP_PREFIX", "TIMED_VARIANTS", "ASCEND_CHAIN",
-           "DEFAULT_MAX_BATCH_FRAMES"]
+__all__ = ["demo_checkpoint", "ascend_pass_names", "write_recipe", "sweep_variant", "SWEEP_PREFIX", "TIMED_VARIANTS",
+           "ASCEND_CHAIN", "DEFAULT_MAX_BATCH_FRAMES"]

@@ -23,8 +23,12 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 # librosa's numba cache must be writable; child processes inherit this
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "porter-numba"))
-# as the porter command does: torch's exporter C++ warnings would bury the figures
-os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+
+from bench_recipe import DEFAULT_MAX_BATCH_FRAMES  # noqa: E402 - bench/ is on sys.path from here on
+from porter.cli.main import quiet_torch_cpp_warnings  # noqa: E402
+
+# as the porter command does, before anything imports torch: its exporter's C++ warnings would bury the figures
+quiet_torch_cpp_warnings()
 
 DEFAULT_RECIPE_CANDIDATES = ("deepspeech_an4.yaml", "default.yaml")
 
@@ -37,8 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, help="timed repetitions per figure (default 5; 2 with --quick)")
     p.add_argument("--batch-size", type=int, default=16,
                    help="batch size of the bucketed variants (default 16, as the default recipe)")
-    p.add_argument("--max-batch-frames", type=int, default=1242,
-                   help="frame budget of the bucketed variants (default 1242 = 2 x 621, as the default recipe)")
+    p.add_argument("--max-batch-frames", type=int, default=DEFAULT_MAX_BATCH_FRAMES,
+                   help=f"frame budget of the bucketed variants (default {DEFAULT_MAX_BATCH_FRAMES} = 2 x 621, as "
+                        "the default recipe)")
     p.add_argument("--frame-budgets", default="0,621,2400",
                    help="other frame budgets timed and measured beside it, the batching sweep (0: no budget, "
                         "only --batch-size; empty: no sweep)")

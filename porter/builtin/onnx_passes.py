@@ -115,8 +115,8 @@ def cleanup(model: onnx.ModelProto, fold_constants: bool = True, fold_shapes: bo
     return result
 
 
-def simplify_cast_chains(graph) -> int:
-    """Rewire an onnx-graphsurgeon graph around redundant Casts; returns how many Casts it bypassed or shortened.
+def simplify_cast_chains(graph) -> None:
+    """Rewire an onnx-graphsurgeon graph around redundant Casts.
 
     Exporters cast lengths back and forth (int32 → int32, int32 → int64 → int32); each Cast is a kernel launch on
     an accelerator. A Cast to the type its input already has is bypassed. Cast(A → B) → Cast(B → C) becomes one
@@ -140,7 +140,6 @@ def simplify_cast_chains(graph) -> int:
             return None
 
     outputs = {id(t) for t in graph.outputs}
-    changed = 0
     for node in graph.toposort().nodes:  # producers first, so a chain of any length collapses
         if node.op != "Cast" or not node.inputs or not node.outputs:  # folding leaves nodes disconnected
             continue
@@ -150,15 +149,12 @@ def simplify_cast_chains(graph) -> int:
             first_in, between = dtype_of(producer.inputs[0]), target(producer)
             if first_in is not None and between is not None and np.can_cast(first_in, between, casting="safe"):
                 node.inputs[0] = source = producer.inputs[0]
-                changed += 1
         out = node.outputs[0]
         if to is not None and dtype_of(source) == to and id(out) not in outputs:
             for consumer in list(out.outputs):
                 for i, tensor in enumerate(consumer.inputs):
                     if tensor is out:
                         consumer.inputs[i] = source
-            changed += 1
-    return changed
 
 
 def onnxoptimizer_pass(model: onnx.ModelProto, passes=SAFE_ONNXOPTIMIZER_PASSES) -> onnx.ModelProto:

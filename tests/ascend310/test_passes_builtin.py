@@ -63,7 +63,8 @@ def test_cleanup_drops_lossless_cast_chains_and_keeps_truncating_ones():
     model = _cast_chains_model()
     after = onnx_passes.cleanup(_copy(model), fold_constants=False)
     casts = [(n.input[0], n.output[0]) for n in after.graph.node if n.op_type == "Cast"]
-    # int32 → int32 → int64 → int32 is gone; the truncating float → int32 → float stays; so does the graph output
+    # int32 → int32 → int64 → int32 is gone; the truncating float → int32 → float stays, and so does the Cast
+    # that is a graph output
     assert sorted(casts) == [("m", "out"), ("x", "xi"), ("xi", "xf")]
     assert next(n for n in after.graph.node if n.op_type == "Add").input[0] == "n"
     feeds = {"n": np.array([3, -7], np.int32), "x": np.array([1.75, -2.5], np.float32)}

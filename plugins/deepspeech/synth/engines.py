@@ -65,7 +65,8 @@ def festival_render_batch(jobs: list[tuple[tuple[Token, ...], float, float | Non
         else:
             # The diphone voices' linear-regression F0 model maps its own mean (170 Hz) onto the target.
             lines.append(f"(set! int_lr_params '((target_f0_mean {f0_mean_hz:.1f}) "
-                         f"(target_f0_std {F0_STDDEV_FRACTION * f0_mean_hz:.1f}) (model_f0_mean 170) (model_f0_std 34)))")
+                         f"(target_f0_std {F0_STDDEV_FRACTION * f0_mean_hz:.1f}) "
+                         "(model_f0_mean 170) (model_f0_std 34)))")
         lines += [
             f"(Parameter.set 'Duration_Stretch {duration_stretch:.3f})",
             f'(set! utt1 (Utterance Text "{text}"))',
