@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from porter.artifacts import TensorSpec
-from porter.errors import InputError
-from porter.specs import Option
+from porter.api import TensorSpec
+from porter.api import InputError
+from porter.api import Option
 
 from porter_ascend310.toolkit import parse_cann_version
 

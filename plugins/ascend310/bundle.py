@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from porter.artifacts import InputSet, TensorSpec
-from porter.errors import InputError
+from porter.api import InputSet, TensorSpec
+from porter.api import InputError
 
 from porter_ascend310.runners import RunLayout, log_name, runner_argv, write_input_files
 

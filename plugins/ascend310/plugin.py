@@ -16,10 +16,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from porter import hookimpl
-from porter.artifacts import CompiledModel, OnnxModel, OutputSet, TensorSpec, write_sample
-from porter.errors import ToolMissingError
-from porter.specs import Option, TargetSpec
+from porter.api import hookimpl
+from porter.api import CompiledModel, OnnxModel, OutputSet, TensorSpec, write_sample
+from porter.api import ToolMissingError
+from porter.api import Option, TargetSpec
 
 from porter_ascend310 import atc, bundle, runners
 from porter_ascend310.toolkit import ToolFailedError, Toolkit, find_toolkit, run_tool, tail

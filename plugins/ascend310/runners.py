@@ -22,9 +22,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from porter.artifacts import CompiledModel, InputSet, Timing, TensorSpec
-from porter.errors import InputError, PorterError
-from porter.specs import Option
+from porter.api import CompiledModel, InputSet, Timing, TensorSpec
+from porter.api import InputError, PorterError
+from porter.api import Option
 
 RUNNERS = ("msame", "ais_bench")
 OUTFMTS = {"msame": ("BIN", "TXT"), "ais_bench": ("BIN", "NPY", "TXT")}

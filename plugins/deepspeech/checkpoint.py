@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import torch
 
-from porter.errors import InputError
+from porter.api import InputError
 
 from .model import DeepSpeech, ModelConfig, SpectConfig
 

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from porter.errors import InputError
+from porter.api import InputError
 
 WAV = "wav"
 # The CMU distribution's audio: headerless signed 16-bit big-endian PCM, 16 kHz, mono.

@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 import torch
 
-from porter.artifacts import InputSet, OnnxModel, ParityCheck
-from porter.errors import InputError
-from porter.onnx_io import model_io
+from porter.api import InputSet, OnnxModel, ParityCheck
+from porter.api import InputError
+from porter.api import model_io
 
 INPUT_NAMES = ("spect", "lengths")
 OUTPUT_NAMES = ("probs", "out_lengths")

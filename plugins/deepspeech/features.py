@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from porter.errors import InputError
+from porter.api import InputError
 
 from .model import SpectConfig
 

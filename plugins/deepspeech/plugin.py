@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from porter import hookimpl
-from porter.specs import DatasetSpec, MetricSpec, ModelSpec, Option
+from porter.api import hookimpl
+from porter.api import DatasetSpec, MetricSpec, ModelSpec, Option
 
 PLUGIN_VERSION = "1"
 # part of every model stage's cache key: bump it when the exported graph or the reference's numbers change

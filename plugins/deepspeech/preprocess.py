@@ -17,8 +17,8 @@ from typing import Mapping
 
 import numpy as np
 
-from porter.artifacts import InputSet, write_sample
-from porter.errors import InputError
+from porter.api import InputSet, write_sample
+from porter.api import InputError
 
 from .checkpoint import check_tensors_fit
 from .datasets import (RAW_S16BE_16K, RAW_SAMPLE_RATE, DroppedCharacters, Utterance, filter_transcript,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from porter.artifacts import InputSet, OutputSet, Timing, write_sample
-from porter.errors import InputError
+from porter.api import InputSet, OutputSet, Timing, write_sample
+from porter.api import InputError
 
 from .checkpoint import LoadedCheckpoint, build_model, load_checkpoint
 

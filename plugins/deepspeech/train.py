@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from porter.errors import InputError
+from porter.api import InputError
 
 from .checkpoint import atomic_torch_save, build_model, load_checkpoint, save_checkpoint
 from .decode import greedy_decode

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from porter.specs import Option, PassSpec
+from porter.api import Option, PassSpec
 
 from porter_ascend310.passes.alignment import pad_rnn_to_multiple
 from porter_ascend310.passes.batchnorm_folding import (fold_batchnorm_into_conv, fold_batchnorm_into_lstm,

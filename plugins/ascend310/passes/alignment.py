@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from porter.errors import InputError
+from porter.api import InputError
 from porter_ascend310.passes import rnn
 from porter_ascend310.passes.graph import Graph, attribute, input_at, set_attribute
 from porter_ascend310.passes.layout import Shapes, normalize_axis

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from porter.errors import InputError
+from porter.api import InputError
 from porter_ascend310.passes import rnn
 from porter_ascend310.passes.graph import Graph, attribute, input_at
 from porter_ascend310.passes.layout import Shapes

@@ -248,7 +248,7 @@ def generate(out_dir, *, seed: int = 1234, splits=None, workers: int | None = No
             raise ValueError(f"unknown split {split!r}; expected some of {SPLITS}")
     for tool in ("espeak-ng", "flite", "festival", "sox"):
         if shutil.which(tool) is None:
-            from porter.errors import ToolMissingError
+            from porter.api import ToolMissingError
             raise ToolMissingError(f"{tool} is not installed; the synthetic corpus needs espeak-ng, flite, "
                                    "festival (+ festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts) and sox")
     workers = workers or min(2, os.cpu_count() or 1)

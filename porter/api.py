@@ -1,0 +1,39 @@
+"""The public plugin API: everything a plugin may import from porter, and nothing else.
+
+Plugins import from here only (``from porter.api import hookimpl, ModelSpec, InputSet``); every other module
+under ``porter`` is the core's own and may change. ``tests/core/test_plugin_boundary.py`` fails when a plugin
+imports anything else from porter. A plugin in five lines::
+
+    from porter.api import ModelSpec, Option, hookimpl
+
+    @hookimpl
+    def porter_register_models():
+        return [ModelSpec("mlp", options={"checkpoint": Option("path", required=True)})]
+
+and an entry point in the ``porter`` group (``[options.entry_points] porter = mlp = mlp_porter.plugin``).
+The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
+"""
+from __future__ import annotations
+
+from porter import PROJECT_NAME, __version__, hookimpl, hookspec
+from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
+                              SampleScore, TensorSpec, Timing, write_sample)
+from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
+from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session, stack_batch
+from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
+                          PassSpec, TargetConfig, TargetSpec)
+
+__all__ = [
+    # markers
+    "PROJECT_NAME", "__version__", "hookimpl", "hookspec",
+    # what plugins register, and the validated configs the stage hooks receive
+    "Option", "ModelSpec", "DatasetSpec", "PassSpec", "TargetSpec", "MetricSpec",
+    "ModelConfig", "DatasetConfig", "PassConfig", "TargetConfig",
+    # the artifacts stages hand each other
+    "TensorSpec", "ParityCheck", "PassRecord", "OnnxModel", "CompiledModel", "InputSet", "OutputSet", "Timing",
+    "SampleScore", "Metrics", "write_sample",
+    # errors
+    "PorterError", "InputError", "RecipeError", "ToolMissingError", "StageError",
+    # ONNX helpers
+    "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session", "max_abs_diff",
+]

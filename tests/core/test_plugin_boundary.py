@@ -1,0 +1,49 @@
+"""Plugins import only porter's declared API (``porter.api``): the rest of the core may change under them."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import porter.api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _porter_imports(path: Path):
+    """(line, module) for every import of porter or one of its submodules in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name == "porter" or name.startswith("porter."):
+                yield node.lineno, name, node
+
+
+def test_plugins_import_only_the_declared_api():
+    offenders = []
+    for path in sorted((ROOT / "plugins").rglob("*.py")):
+        for line, module, node in _porter_imports(path):
+            if module != "porter.api":
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+            elif isinstance(node, ast.ImportFrom):
+                unknown = [a.name for a in node.names if a.name not in porter.api.__all__]
+                if unknown:
+                    offenders.append(f"{path.relative_to(ROOT)}:{line} imports {unknown} (not in porter.api)")
+    assert not offenders, "plugins reach past porter.api:\n" + "\n".join(offenders)
+
+
+def test_the_api_exports_what_it_declares():
+    missing = [name for name in porter.api.__all__ if not hasattr(porter.api, name)]
+    assert not missing
+    assert len(set(porter.api.__all__)) == len(porter.api.__all__)
+
+
+def test_the_boundary_check_sees_a_reach_into_the_core(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from porter.workspace import Workspace\nimport porter.cli.main\n")
+    assert [m for _, m, _ in _porter_imports(bad)] == ["porter.workspace", "porter.cli.main"]
