@@ -18,8 +18,11 @@ from __future__ import annotations
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
+from porter.batching import BATCHING_FLAGS, BatchRun, batch_feeds, bucket_batches, run_details, run_samples
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
 from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session, stack_batch
+from porter.runner import BaseRunner
+from porter.scoring import Evaluator
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
                           PassSpec, TargetConfig, TargetSpec)
 
@@ -32,6 +35,10 @@ __all__ = [
     # the artifacts stages hand each other
     "TensorSpec", "ParityCheck", "PassRecord", "OnnxModel", "CompiledModel", "InputSet", "OutputSet", "Timing",
     "SampleScore", "Metrics", "write_sample",
+    # running a compiled model: the runner shape, and batch 1 / bucketed batching alike on every target
+    "BaseRunner", "BATCHING_FLAGS", "BatchRun", "run_samples", "run_details", "bucket_batches", "batch_feeds",
+    # scoring a subset with the recipe's metric while compiling (accuracy-aware quantisation)
+    "Evaluator",
     # errors
     "PorterError", "InputError", "RecipeError", "ToolMissingError", "StageError",
     # ONNX helpers

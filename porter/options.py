@@ -92,6 +92,11 @@ def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
             raise RecipeError(f"expected {opt.kind}, got {type(value).__name__} {value!r}", file=file, field=field)
         if opt.kind == "float":
             value = float(value)
+        if opt.kind in ("int", "float"):
+            if opt.minimum is not None and value < opt.minimum:
+                raise RecipeError(f"is {value}; expected at least {opt.minimum:g}", file=file, field=field)
+            if opt.maximum is not None and value > opt.maximum:
+                raise RecipeError(f"is {value}; expected at most {opt.maximum:g}", file=file, field=field)
         if opt.kind == "list":
             value = list(value)
     if opt.choices is not None:

@@ -25,6 +25,9 @@ class Option:
     required: bool = False
     # path options: must the file exist when the recipe is validated?
     must_exist: bool = True
+    # int and float options: the smallest and largest value accepted (None: unbounded)
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
