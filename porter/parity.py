@@ -17,7 +17,8 @@ import onnx
 
 from porter.artifacts import InputSet, ParityCheck, TensorSpec
 from porter.batching import batch_feeds, padded_length
-from porter.onnx_io import feeds_for, max_abs_diff, model_io, session
+from porter.agreement import compare_samples, first_problem, summary, worst_difference
+from porter.onnx_io import feeds_for, model_io, session
 
 # fp32 compilers reorder sums and fuse ops: differences of 1e-6..1e-5 on probabilities are normal
 EXACT_TOLERANCE = 1e-4
@@ -78,24 +79,23 @@ def check_compiled(runner, reference: Path, inputs: InputSet, *, count: int, tol
     refs = [dict(zip(ref_names, ref_sess.run(None, feeds_for(s, ref_specs)))) for s in samples]
     alone = [runner.infer(feeds_for(s, runner.inputs)) for s in samples]
     ids = ", ".join(inputs.sample_ids[i] for i in plan.indices)
-    checks = [ParityCheck(
-        label=f"{target} alone vs exported ONNX", samples=len(samples), tolerance=tolerance,
-        max_abs_diff=max((max_abs_diff(r, a) for r, a in zip(refs, alone)), default=0.0),
-        detail=f"samples {ids}, each at batch 1")]
+    checks = [_check(f"{target} alone vs exported ONNX", refs, alone, tolerance, f"samples {ids}, each at batch 1")]
     if samples and not any(isinstance(s.shape[0], int) for s in runner.inputs):
         batch = runner.infer(batch_feeds(samples, runner.inputs))
         rows = [_crop(batch, j, refs[j]) for j in range(len(samples))]
-        checks.append(ParityCheck(
-            label=f"{target} padded batch vs exported ONNX", samples=len(samples), tolerance=tolerance,
-            max_abs_diff=max(max_abs_diff(r, b) for r, b in zip(refs, rows)),
-            detail=f"one batch of {len(samples)} (lengths {', '.join(map(str, plan.lengths))}"
-                   f"{'' if plan.padded else '; all one length, so no padding'}), each row cut to its own "
-                   f"length"))
+        checks.append(_check(
+            f"{target} padded batch vs exported ONNX", refs, rows, tolerance,
+            f"one batch of {len(samples)} (lengths {', '.join(map(str, plan.lengths))}"
+            f"{'' if plan.padded else '; all one length, so no padding'}), each row cut to its own length"))
     return tuple(checks)
 
 
+def _check(label: str, refs, news, tolerance: float, detail: str) -> ParityCheck:
+    agreements = compare_samples(refs, news)
+    return ParityCheck(label=label, max_abs_diff=worst_difference(agreements), tolerance=tolerance,
+                       samples=len(refs), detail=f"{detail}; worst {summary(agreements)}",
+                       problem=first_problem(agreements))
+
+
 def failure_message(target: str, checks: Sequence[ParityCheck]) -> str:
-    bad = [c for c in checks if not c.passed]
-    return "; ".join(
-        f"target {target!r} is wrong: {c.label}: max abs diff {c.max_abs_diff:.3g} > tolerance {c.tolerance:.3g} "
-        f"({c.detail})" for c in bad)
+    return "; ".join(f"target {target!r} is wrong: {c.failure()} ({c.detail})" for c in checks if not c.passed)
