@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from porter.agreement import compare_samples, first_problem, summary, worst_difference
 from porter.artifacts import InputSet, ParityCheck, TensorSpec
 from porter.batching import batch_feeds, padded_length
-from porter.agreement import compare_samples, first_problem, summary, worst_difference
 from porter.onnx_io import feeds_for, model_io, session
 
 # fp32 compilers reorder sums and fuse ops: differences of 1e-6..1e-5 on probabilities are normal
