@@ -26,7 +26,7 @@ def run(args) -> int:
     from porter.pipeline import _importable_from, prepare
     from porter.precision.divergence import diverge, render_table, write
     from porter.precision.graphs import variant_graphs
-    from porter.workspace import make_dirs
+    from porter.fsutil import make_dirs
 
     if args.samples < 1:
         raise InputError(f"is {args.samples}; expected at least 1 sample", field="--samples")

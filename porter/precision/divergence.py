@@ -8,9 +8,9 @@ worst over all feeds per tensor.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +19,7 @@ from porter.agreement import TensorAgreement, combine, compare_tensors
 from porter.artifacts import InputSet
 from porter.precision.matching import TensorMatch, match_tensors, producers, take
 from porter.precision.probe import Feed, TensorProbe, choose_feeds, feed_arrays
-from porter.workspace import atomic_write_text
+from porter.fsutil import atomic_write_bytes, atomic_write_text
 
 # ops that move or reshape values without computing new ones: their rows repeat the layer before them
 DATA_MOVEMENT = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Concat",
@@ -160,7 +160,7 @@ def render_table(report: DivergenceReport, *, all_rows: bool = False) -> str:
     return "\n".join(lines)
 
 
-def plot(report: DivergenceReport, path: Path) -> None:
+def plot(report: DivergenceReport, path) -> None:
     """Error against depth: max_rel (log scale) of every comparable tensor, the tolerance, the first beyond."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -184,7 +184,7 @@ def plot(report: DivergenceReport, path: Path) -> None:
     ax.set_title(f"{report.variant} against the reference graph")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(str(path), format="png", dpi=110)
+    fig.savefig(path, format="png", dpi=110)
 
 
 def write(report: DivergenceReport, folder: Path) -> dict[str, Path]:
@@ -193,9 +193,9 @@ def write(report: DivergenceReport, folder: Path) -> dict[str, Path]:
     paths = {"json": folder / "divergence.json", "table": folder / "divergence.md", "plot": folder / "divergence.png"}
     atomic_write_text(paths["json"], json.dumps(report.to_json(), indent=1) + "\n")
     atomic_write_text(paths["table"], render_table(report, all_rows=True) + "\n")
-    partial = folder / ".divergence.png.partial"
-    plot(report, partial)
-    os.replace(partial, paths["plot"])
+    png = io.BytesIO()
+    plot(report, png)
+    atomic_write_bytes(paths["plot"], png.getvalue())
     return paths
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from porter.artifacts import InputSet
 from porter.errors import InputError
-from porter.executor import get_executor
+from porter.exec import get_executor
 from porter.options import unknown_name_error
 from porter.plan import Plan, build_plan
 from porter.recipe import Recipe, Variant
