@@ -19,6 +19,7 @@ from porter.parity import ESTIMATE_TOLERANCE, EXACT_TOLERANCE, check_compiled, f
 from porter.scoring import evaluator_for
 from porter.plan import StageNode
 from porter.hashing import digest, file_digest
+from porter.precision.provenance import carry_provenance, read_provenance
 from porter.workspace import Workspace
 
 
@@ -203,11 +204,13 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
     graph_pass = node.config
     before = onnx.load(str(model.path))
     ops_before = op_counts(before)
+    prior = read_provenance(before)  # before the pass: it may rewrite ``before`` in place
     t0 = time.perf_counter()
     after = plugins.hook.porter_graph_fix(graph_pass=graph_pass, model=before)
     seconds = time.perf_counter() - t0
     if after is None:
         raise _no_answer(node, f"graph pass {graph_pass.name!r}")
+    carry_provenance(prior, after)
     out_path = workdir / "model.onnx"
     onnx.save(after, str(out_path))
     try:
