@@ -22,6 +22,8 @@ from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, Outpu
                               SampleScore, TensorSpec, Timing, write_sample)
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, stack_batch
+from porter.precision.keeplist import KeepList, read_keep_dtype
+from porter.precision.provenance import Provenance, note_provenance
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
                           PassSpec, TargetConfig, TargetSpec)
 
@@ -40,4 +42,7 @@ __all__ = [
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
     # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
     "TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "worst_difference",
+    # precision: what a renamed or split tensor stands for (porter debug matches tensors by it), and the
+    # keep-list file (atc's keep_dtype format) of nodes that stay in fp32
+    "Provenance", "note_provenance", "KeepList", "read_keep_dtype",
 ]

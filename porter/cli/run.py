@@ -39,7 +39,7 @@ def run(args) -> int:
     from porter.verdicts import exit_code_for, format_verdict
 
     if args.out:
-        from porter.workspace import make_dirs
+        from porter.fsutil import make_dirs
 
         # before the run, not after it: a long run must not end on a folder it cannot write
         make_dirs(args.out, what="the --out folder for report.json")
