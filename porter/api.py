@@ -16,19 +16,21 @@ The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
 from __future__ import annotations
 
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
+from porter.cli.run import run_and_print
+from porter.pipeline import run_recipe
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
 from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session, stack_batch
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
-                          PassSpec, TargetConfig, TargetSpec)
+                          PassSpec, StageContext, TargetConfig, TargetSpec)
 
 __all__ = [
     # markers
     "PROJECT_NAME", "__version__", "hookimpl", "hookspec",
     # what plugins register, and the validated configs the stage hooks receive
     "Option", "ModelSpec", "DatasetSpec", "PassSpec", "TargetSpec", "MetricSpec",
-    "ModelConfig", "DatasetConfig", "PassConfig", "TargetConfig",
+    "ModelConfig", "DatasetConfig", "PassConfig", "TargetConfig", "StageContext",
     # the artifacts stages hand each other
     "TensorSpec", "ParityCheck", "PassRecord", "OnnxModel", "CompiledModel", "InputSet", "OutputSet", "Timing",
     "SampleScore", "Metrics", "write_sample",
@@ -36,4 +38,6 @@ __all__ = [
     "PorterError", "InputError", "RecipeError", "ToolMissingError", "StageError",
     # ONNX helpers
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session", "max_abs_diff",
+    # running a recipe from a plugin's own command (`porter score BUNDLE`): the report, or the report printed
+    "run_recipe", "run_and_print",
 ]

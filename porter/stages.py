@@ -16,6 +16,7 @@ from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
 from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
+from porter.specs import StageContext
 from porter.workspace import Workspace, digest, file_digest
 
 
@@ -67,7 +68,9 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
         workdir = workspace.new_workdir(node.stage, node.key)
         try:
             with measure() as m:
-                value = _call_stage(node, upstream, plugins, workdir)
+                context = StageContext(stage=node.stage, workspace=workspace.root, recipe_path=node.recipe_path,
+                                       variant=variant)
+                value = _call_stage(node, upstream, plugins, workdir, context)
             art_digest = _artifact_digest(value)
             record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "added_mb": m.added_mb,
                       "artifact_digest": art_digest,
@@ -113,7 +116,7 @@ def _no_answer(node: StageNode, what: str):
                       "is that plugin installed and does it implement the hook?")
 
 
-def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
+def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context: StageContext):
     hook = plugins.hook
     if node.stage == "preprocess":
         dataset, model = node.config
@@ -137,13 +140,13 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
     if node.stage == "compile":
-        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir)
+        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
     if node.stage == "run":
         out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
-                              workdir=workdir)
+                              workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
