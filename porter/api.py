@@ -16,12 +16,16 @@ The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
 from __future__ import annotations
 
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
-from porter.cli.run import run_and_print
-from porter.pipeline import run_recipe
+from porter.agreement import (TensorAgreement, compare_outputs, compare_samples, compare_tensors,
+                              worst_difference)
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
+from porter.cli.run import run_and_print
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
-from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session, stack_batch
+from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, stack_batch
+from porter.pipeline import run_recipe
+from porter.precision.keeplist import KeepList, read_keep_dtype
+from porter.precision.provenance import Provenance, note_provenance
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
                           PassSpec, StageContext, TargetConfig, TargetSpec)
 
@@ -37,7 +41,12 @@ __all__ = [
     # errors
     "PorterError", "InputError", "RecipeError", "ToolMissingError", "StageError",
     # ONNX helpers
-    "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session", "max_abs_diff",
+    "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
+    # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
+    "TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "worst_difference",
+    # precision: what a renamed or split tensor stands for (porter debug matches tensors by it), and the
+    # keep-list file (atc's keep_dtype format) of nodes that stay in fp32
+    "Provenance", "note_provenance", "KeepList", "read_keep_dtype",
     # running a recipe from a plugin's own command (`porter score BUNDLE`): the report, or the report printed
     "run_recipe", "run_and_print",
 ]

@@ -53,7 +53,7 @@ def run_and_print(recipe, *, workspace: Path | None = None, force=None, bundle: 
     from porter.verdicts import exit_code_for, format_verdict
 
     if out:
-        from porter.workspace import make_dirs
+        from porter.fsutil import make_dirs
 
         # before the run, not after it: a long run must not end on a folder it cannot write
         make_dirs(out, what="the --out folder for report.json")
