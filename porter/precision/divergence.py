@@ -17,9 +17,9 @@ from pathlib import Path
 
 from porter.agreement import TensorAgreement, combine, compare_tensors
 from porter.artifacts import InputSet
+from porter.fsutil import atomic_write_bytes, atomic_write_text
 from porter.precision.matching import TensorMatch, match_tensors, producers, take
 from porter.precision.probe import Feed, TensorProbe, choose_feeds, feed_arrays
-from porter.fsutil import atomic_write_bytes, atomic_write_text
 
 # ops that move or reshape values without computing new ones: their rows repeat the layer before them
 DATA_MOVEMENT = frozenset({"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Concat",
