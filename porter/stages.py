@@ -14,7 +14,8 @@ import hashlib
 from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
 from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
-from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session
+from porter.agreement import compare_samples, first_problem, summary, worst_difference
+from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
 from porter.workspace import Workspace, digest, file_digest
 
@@ -130,9 +131,8 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
             raise _no_answer(node, f"model {node.config.name!r}")
         failed = [c for c in out.checks if not c.passed]
         if failed:
-            c = failed[0]
             raise StageError(stage="export", plugin=node.plugin, variant=None, cause=ValueError(
-                f"export parity {c.label}: max abs diff {c.max_abs_diff:.3g} > tolerance {c.tolerance:.3g}"))
+                f"export parity {failed[0].failure()}"))
         return out
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
@@ -192,14 +192,19 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
                          cause=ValueError(f"pass {graph_pass.name!r} produced an invalid ONNX model: {exc}")) from exc
     ref = _outputs_on(model.path, inputs, node.check_samples)
     new = _outputs_on(out_path, inputs, node.check_samples)
-    diff = max(max_abs_diff(a, b) for a, b in zip(ref, new)) if ref else 0.0
+    agreements = compare_samples(ref, new)
+    diff = worst_difference(agreements)
+    problem = first_problem(agreements)
     check = ParityCheck(label=f"pass {graph_pass.name}", max_abs_diff=diff, tolerance=graph_pass.tolerance,
-                        samples=len(ref))
+                        samples=len(ref), problem=problem)
+    if problem:
+        raise StageError(stage="graph_fix", plugin=node.plugin, variant=None, cause=ValueError(
+            f"pass {graph_pass.name!r} broke its parity check on {len(ref)} real inputs: {problem}"))
     if not check.passed:
         raise StageError(stage="graph_fix", plugin=node.plugin, variant=None, cause=ValueError(
-            f"pass {graph_pass.name!r} changed the outputs by {diff:.3g} (max abs) on {len(ref)} real inputs, "
-            f"beyond its tolerance {graph_pass.tolerance:.3g}; the smallest tolerance that would pass is "
-            f"{np.nextafter(diff, np.inf):.3g}"))
+            f"pass {graph_pass.name!r} changed the outputs by {diff:.3g} (max abs; worst {summary(agreements)}) "
+            f"on {len(ref)} real inputs, beyond its tolerance {graph_pass.tolerance:.3g}; the smallest tolerance "
+            f"that would pass is {np.nextafter(diff, np.inf):.3g}"))
     ins, outs = model_io(after)
     record = PassRecord(graph_pass.name, ops_before, op_counts(after), check, seconds)
     return replace(model, path=out_path, inputs=ins, outputs=outs, opset=opset_of(after),
