@@ -16,8 +16,8 @@ The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
 from __future__ import annotations
 
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
-from porter.agreement import (TensorAgreement, compare_outputs, compare_samples, compare_tensors,
-                              worst_difference)
+from porter.agreement import (TensorAgreement, combine, compare_outputs, compare_samples, compare_tensors,
+                              is_classifier_like, min_relative_tolerance, summary, top1_matches, worst_difference)
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
@@ -40,4 +40,5 @@ __all__ = [
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
     # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
     "TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "worst_difference",
+    "combine", "summary", "min_relative_tolerance", "is_classifier_like", "top1_matches",
 ]

@@ -84,8 +84,6 @@ def _cut(model: onnx.ModelProto, input_names, output_names, path: Path) -> onnx.
     used = {name for node in cut.graph.node for name in node.input} | {o.name for o in cut.graph.output}
     for value in [v for v in cut.graph.input if v.name not in used]:
         cut.graph.input.remove(value)
-    cut.opset_import[:] = model.opset_import
-    cut.ir_version = model.ir_version
     return cut
 
 

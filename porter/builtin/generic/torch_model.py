@@ -51,7 +51,7 @@ def pickled_members(data: bytes, path: Path) -> list[str]:
                          file=path, field="model.options.path") from None
     names = archive.namelist()
     found = []
-    configs = [n for n in names if n.endswith("_weights_config.json") or n.endswith("_constants_config.json")]
+    configs = [n for n in names if n.endswith(("_weights_config.json", "_constants_config.json"))]
     if not configs:
         found.append("the legacy archive layout (weights and constants as pickles)")
     for name in configs:
@@ -216,22 +216,23 @@ def output_names(options: Mapping, count: int) -> list[str]:
     return names or [f"output_{i}" for i in range(count)]
 
 
-class _Exportable:
-    """A plain nn.Module around the callable, so the TorchScript-based ONNX exporter can trace it: an
-    ExportedProgram's module refuses ``train(False)``, which that exporter calls on every submodule."""
+def _exportable(call: _Callable):
+    """What the TorchScript-based ONNX exporter is given. A ScriptModule goes as it is (the exporter reads its
+    graph); an ExportedProgram's module goes inside a plain nn.Module that the exporter traces, because it
+    refuses ``train(False)``, which the exporter calls on every submodule."""
+    torch = call.torch
+    if call.name == TORCHSCRIPT:
+        return call.module
 
-    def __new__(cls, call: _Callable):
-        torch = call.torch
+    class Traced(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            object.__setattr__(self, "_call", call)  # not a submodule: the exporter must not recurse into it
 
-        class Wrapped(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                object.__setattr__(self, "_call", call)  # not a submodule: the exporter must not recurse into it
+        def forward(self, *tensors):
+            return tuple(self._call(*tensors))
 
-            def forward(self, *tensors):
-                return tuple(self._call(*tensors))
-
-        return Wrapped()
+    return Traced()
 
 
 def export(name: str, options: Mapping, export_options: Mapping, inputs: InputSet, workdir: Path) -> OnnxModel:
@@ -261,7 +262,7 @@ def export(name: str, options: Mapping, export_options: Mapping, inputs: InputSe
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings are not the user's
-        torch.onnx.export(_Exportable(call), example, str(path), input_names=call.input_names,
+        torch.onnx.export(_exportable(call), example, str(path), input_names=call.input_names,
                           output_names=names_out, dynamic_axes=dynamic or None,
                           opset_version=export_options["opset"], dynamo=False)
     proto = onnx.load(str(path))
