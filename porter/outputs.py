@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from porter.report import RunReport
-from porter.workspace import atomic_write_text
+from porter.fsutil import atomic_write_text
 
 
 def render_markdown(report: RunReport) -> str:

@@ -9,7 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from porter.workspace import atomic_write_text, encode
+from porter.codec import encode
+from porter.fsutil import atomic_write_text
 
 LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxoptimizer", "onnx-graphsurgeon", "numpy", "librosa", "pluggy",
              "Levenshtein", "dask", "distributed")

@@ -1,6 +1,7 @@
 """Running one stage node: call its hook, check graph passes numerically, store the artifact."""
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 from dataclasses import dataclass, field, replace
@@ -9,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-import hashlib
-
 from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
 from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
 from porter.agreement import compare_samples, first_problem, summary, worst_difference
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
-from porter.workspace import Workspace, digest, file_digest
+from porter.hashing import digest, file_digest
+from porter.precision.provenance import carry_provenance, read_provenance
+from porter.specs import StageContext
+from porter.workspace import Workspace
 
 
 @dataclass
@@ -38,7 +40,7 @@ class StageRecord:
     extra: dict = field(default_factory=dict)
 
 
-def _from_cache(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
+def cached_node(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
     """(artifact, record) when the node's key is stored, with the timings measured when it was computed."""
     cached = workspace.lookup(node.stage, node.key)
     if cached is None:
@@ -57,18 +59,20 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
     waited = (started - submitted_at) if submitted_at else 0.0
     worker = socket.gethostname()
     if not force:
-        hit = _from_cache(node, workspace, worker=worker, waited=waited)
+        hit = cached_node(node, workspace, worker=worker, waited=waited)
         if hit is not None:
             return hit
     with workspace.lock(node.stage, node.key):
         if not force:  # another process may have produced it while we waited for the lock
-            hit = _from_cache(node, workspace, worker=worker, waited=waited)
+            hit = cached_node(node, workspace, worker=worker, waited=waited)
             if hit is not None:
                 return hit
         workdir = workspace.new_workdir(node.stage, node.key)
         try:
             with measure() as m:
-                value = _call_stage(node, upstream, plugins, workdir)
+                context = StageContext(stage=node.stage, workspace=workspace.root, recipe_path=node.recipe_path,
+                                       variant=variant)
+                value = _call_stage(node, upstream, plugins, workdir, context)
             art_digest = _artifact_digest(value)
             record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "added_mb": m.added_mb,
                       "artifact_digest": art_digest,
@@ -114,7 +118,7 @@ def _no_answer(node: StageNode, what: str):
                       "is that plugin installed and does it implement the hook?")
 
 
-def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
+def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context: StageContext):
     hook = plugins.hook
     if node.stage == "preprocess":
         dataset, model = node.config
@@ -137,13 +141,13 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
     if node.stage == "compile":
-        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir)
+        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
     if node.stage == "run":
         out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
-                              workdir=workdir)
+                              workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
@@ -178,11 +182,13 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
     graph_pass = node.config
     before = onnx.load(str(model.path))
     ops_before = op_counts(before)
+    prior = read_provenance(before)  # before the pass: it may rewrite ``before`` in place
     t0 = time.perf_counter()
     after = plugins.hook.porter_graph_fix(graph_pass=graph_pass, model=before)
     seconds = time.perf_counter() - t0
     if after is None:
         raise _no_answer(node, f"graph pass {graph_pass.name!r}")
+    carry_provenance(prior, after)
     out_path = workdir / "model.onnx"
     onnx.save(after, str(out_path))
     try:
