@@ -55,7 +55,8 @@ _SPECS = [
                     "time-major with Transposes.",
         options={"include_reverse": Option("bool", True, help="also turn direction=reverse nodes into forward "
                                                               "nodes on reversed input")},
-        version=VERSION, tolerance=1e-5), split_bidirectional_lstm),
+        # 2: records which half of Y each direction's output is (porter debug's provenance)
+        version="2", tolerance=1e-5), split_bidirectional_lstm),
     (PassSpec(
         name="direction_sum_to_add",
         description="Replace a sum over a bidirectional RNN's direction axis (Reshape [T,B,2,H] + ReduceSum, or "
