@@ -148,6 +148,9 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         inputs = results[path.preprocess].value
         if inputs is not None and inputs.details.get("dropped_characters", {}).get("count"):
             vr.details["dropped_characters"] = inputs.details["dropped_characters"]
+        if inputs is not None and inputs.details.get("random_inputs"):
+            # a dataset that drew its inputs at random says so: its speed figures hold, its accuracy does not
+            vr.details["random_inputs"] = str(inputs.details.get("note") or "random inputs")
         export = results[path.export].value if path.export else None
         if export is not None:
             vr.checks = list(export.checks)

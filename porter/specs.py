@@ -50,6 +50,10 @@ class ModelSpec:
     version: str = "1"
     # where a framework reference run (porter_run_reference) is available
     has_reference: bool = True
+    # True for a model whose score compares outputs with the framework reference's own outputs (output
+    # agreement) rather than with ground truth: the plan then runs porter_run_reference once per dataset, whether
+    # or not the recipe has a reference variant, and porter_score receives that OutputSet as ``reference``
+    scores_against_reference: bool = False
 
 
 @dataclass(frozen=True)
