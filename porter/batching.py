@@ -21,12 +21,12 @@ from porter.specs import Option
 
 # the run flags every batching target accepts, so recipes read the same on every target
 BATCHING_FLAGS = {
-    "warmup": Option("int", 2, help="untimed runs before measuring"),
+    "warmup": Option("int", 2, min=0, max=10_000, help="untimed runs before measuring"),
     "batching": Option("str", "none", ("none", "bucketed"),
                        "none: one sample at a time (padded to static shapes); bucketed: sort by length and batch "
                        "(needs dynamic batch and time axes)"),
-    "batch_size": Option("int", 8, help="samples per batch when batching is bucketed"),
-    "max_batch_frames": Option("int", 0, help="bucketed batching: cap on samples x padded length, the length being "
+    "batch_size": Option("int", 8, min=1, max=65_536, help="samples per batch when batching is bucketed"),
+    "max_batch_frames": Option("int", 0, min=0, max=10**12, help="bucketed batching: cap on samples x padded length, the length being "
                                               "a sample's extent along its inputs' dynamic non-batch axes (frames "
                                               "of a spectrogram), so batches of long samples hold fewer of them; "
                                               "0: no cap"),

@@ -20,6 +20,7 @@ from porter.scoring import evaluator_for
 from porter.plan import StageNode
 from porter.hashing import digest, file_digest
 from porter.precision.provenance import carry_provenance, read_provenance
+from porter.specs import StageContext
 from porter.workspace import Workspace
 
 
@@ -71,7 +72,9 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
         workdir = workspace.new_workdir(node.stage, node.key)
         try:
             with measure() as m:
-                value = _call_stage(node, upstream, plugins, workdir)
+                context = StageContext(stage=node.stage, workspace=workspace.root, recipe_path=node.recipe_path,
+                                       variant=variant)
+                value = _call_stage(node, upstream, plugins, workdir, context)
             art_digest = _artifact_digest(value)
             record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "added_mb": m.added_mb,
                       "artifact_digest": art_digest,
@@ -117,7 +120,7 @@ def _no_answer(node: StageNode, what: str):
                       "is that plugin installed and does it implement the hook?")
 
 
-def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
+def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context: StageContext):
     hook = plugins.hook
     if node.stage == "preprocess":
         dataset, model = node.config
@@ -143,13 +146,13 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
         model_config, metrics = node.scoring or (None, ())
         evaluate = evaluator_for(plugins, model_config, metrics, upstream["inputs"]) if model_config else None
         out = hook.porter_compile(target=node.config, model=upstream["model"], inputs=upstream["inputs"],
-                                  evaluate=evaluate, workdir=workdir)
+                                  evaluate=evaluate, workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return _check_compiled(node, out, upstream, plugins)
     if node.stage == "run":
         out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
-                              workdir=workdir)
+                              workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
@@ -161,7 +164,7 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
     if node.stage == "score":
         model, metrics = node.config
         out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
-                                outputs=upstream["outputs"])
+                                outputs=upstream["outputs"], reference=upstream.get("reference"))
         if out is None:
             raise _no_answer(node, f"model {model.name!r}")
         return out

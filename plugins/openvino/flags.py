@@ -23,9 +23,9 @@ FLAGS: dict[str, Option] = {
     "execution_mode": Option("str", "performance", ("performance", "accuracy"), "EXECUTION_MODE_HINT"),
     "performance_hint": Option("str", "latency", ("latency", "throughput"),
                                "PERFORMANCE_HINT (on 2 cores throughput measured slower than latency)"),
-    "num_streams": Option("int", 0, help="NUM_STREAMS; 0: what performance_hint chooses", minimum=0, maximum=256),
-    "inference_num_threads": Option("int", 0, help="INFERENCE_NUM_THREADS; 0: OpenVINO chooses", minimum=0,
-                                    maximum=1024),
+    "num_streams": Option("int", 0, help="NUM_STREAMS; 0: what performance_hint chooses", min=0, max=256),
+    "inference_num_threads": Option("int", 0, help="INFERENCE_NUM_THREADS; 0: OpenVINO chooses", min=0,
+                                    max=1024),
     "enable_cpu_pinning": Option("bool", None, help="ENABLE_CPU_PINNING; unset: OpenVINO chooses"),
     "enable_hyper_threading": Option("bool", None, help="ENABLE_HYPER_THREADING; unset: OpenVINO chooses"),
     "static_shapes": Option("bool", False, help="reshape a dynamic export to each batch's exact shape and compile "
@@ -38,7 +38,7 @@ FLAGS: dict[str, Option] = {
                        "int8_accuracy_control: nncf.quantize_with_accuracy_control, keeping layers in floating "
                        "point until the recipe's first metric is within max_drop"),
     "subset_size": Option("int", 32, help="samples (of the variant's inputs, spread over the set) to calibrate on; "
-                                          "accuracy control also validates on them", minimum=1, maximum=100000),
+                                          "accuracy control also validates on them", min=1, max=100000),
     "preset": Option("str", None, ("performance", "mixed"),
                      "NNCF preset: performance (symmetric) or mixed (asymmetric activations); unset: NNCF's"),
     "fast_bias_correction": Option("bool", True, help="NNCF's fast bias correction (false: the slower full one)"),
@@ -46,7 +46,7 @@ FLAGS: dict[str, Option] = {
                                                "patterns: [...], types: [...]} (types are OpenVINO op types, e.g. "
                                                "LSTMSequence, MatMul)"),
     "max_drop": Option("float", 0.5, help="int8_accuracy_control: the largest worsening of the recipe's first "
-                                          "metric accepted, in its units (WER points)", minimum=0.0),
+                                          "metric accepted, in its units (WER points)", min=0.0),
     **BATCHING_FLAGS,
 }
 # how the run stage runs, not what is compiled: changing them reuses the compile (and its blob)

@@ -17,6 +17,9 @@ from porter.specs import Option, TargetSpec
 PLUGIN_VERSION = __version__
 TARGET = "onnxruntime"
 
+# ONNX Runtime takes any thread count; more than this is a typo, not a machine
+MAX_THREADS = 1024
+
 FLAGS = {
     "graph_optimization_level": Option("str", "all", ("disable", "basic", "extended", "all"),
                                        "ONNX Runtime graph optimisation level"),
@@ -27,8 +30,10 @@ FLAGS = {
     "keep_dtype": Option("path", help="keep-list in atc's --keep_dtype format (node names, or OpType::Type lines): "
                                       "those nodes stay fp32 when quantize is set (quantize_dynamic's "
                                       "nodes_to_exclude)"),
-    "intra_op_threads": Option("int", 0, help="threads inside one op; 0 lets ONNX Runtime choose"),
-    "inter_op_threads": Option("int", 0, help="threads across ops (parallel execution mode only)"),
+    "intra_op_threads": Option("int", 0, min=0, max=MAX_THREADS,
+                               help="threads inside one op; 0 lets ONNX Runtime choose"),
+    "inter_op_threads": Option("int", 0, min=0, max=MAX_THREADS,
+                               help="threads across ops (parallel execution mode only)"),
     "execution_mode": Option("str", "sequential", ("sequential", "parallel")),
     **BATCHING_FLAGS,
 }
