@@ -20,6 +20,7 @@ from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, Outpu
                               SampleScore, TensorSpec, Timing, write_sample)
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
 from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session, stack_batch
+from porter.report.reader import read_report
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
                           PassSpec, TargetConfig, TargetSpec)
 
@@ -34,6 +35,8 @@ __all__ = [
     "SampleScore", "Metrics", "write_sample",
     # errors
     "PorterError", "InputError", "RecipeError", "ToolMissingError", "StageError",
+    # saved run reports (report.json), read into the typed report model
+    "read_report",
     # ONNX helpers
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session", "max_abs_diff",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,25 +16,8 @@ from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
 from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
+from porter.report.model import StageRecord
 from porter.workspace import Workspace, digest, file_digest
-
-
-@dataclass
-class StageRecord:
-    key: str
-    stage: str
-    plugin: str
-    label: str
-    cache_hit: bool
-    seconds: float = 0.0
-    peak_rss_mb: float = 0.0
-    added_mb: float = 0.0
-    worker: str = ""
-    waited_seconds: float = 0.0
-    artifact_digest: str = ""
-    status: str = "ok"  # ok, skipped (tool missing), failed
-    message: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _from_cache(node: StageNode, workspace: Workspace, *, worker: str, waited: float):

@@ -67,6 +67,7 @@ def porter_register_datasets():
                                 help="which split of the tree to read; also the group metrics are reported under"),
                 "limit": Option("int", help="use only the first N utterances"),
             },
+            unit="utterance", unit_abbrev="utt",
             version=PLUGIN_VERSION,
         ),
         DatasetSpec(
@@ -81,6 +82,7 @@ def porter_register_datasets():
                 "seed": Option("int", default=1234, help="corpus seed"),
                 "limit": Option("int", help="use only the first N utterances of each split"),
             },
+            unit="utterance", unit_abbrev="utt",
             version=PLUGIN_VERSION,
         ),
     ]

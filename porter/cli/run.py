@@ -1,4 +1,4 @@
-"""``porter run RECIPE``: run every variant of a recipe and print one table side by side."""
+"""``porter run RECIPE``: run every variant of a recipe, print one table side by side, write the report files."""
 from __future__ import annotations
 
 import sys
@@ -6,6 +6,8 @@ from pathlib import Path
 
 from porter.errors import EXIT_FAILURE, EXIT_TOOL_MISSING
 from porter.plan import STAGES
+
+BUDGET_EXAMPLES = ("delta_wer<=0.5", "p99_ms<=40", "onnxruntime_fp32:throughput>=20")
 
 
 def add_parser(sub):
@@ -22,40 +24,60 @@ def add_parser(sub):
                    "else local)")
     p.add_argument("--address", help="Dask scheduler address (tcp://host:8786) or scheduler file (*.json); default: a local cluster")
     p.add_argument("--budget", action="append", default=[], metavar="EXPR",
-                   help="a regression budget such as 'wer_delta<=0.5' or 'p99_ms<=40' (repeatable)")
-    p.add_argument("--out", type=Path, help="also write report.json/.md/.html into this folder")
+                   help="a regression budget [VARIANT:]QUANTITY OP NUMBER, e.g. "
+                        + ", ".join(f"'{b}'" for b in BUDGET_EXAMPLES) + " (repeatable)")
+    p.add_argument("--out", type=Path, help="also write report.json/.md/.html into this folder (they are always "
+                   "written into the workspace)")
+    p.add_argument("--wide", action="store_true", help="print every column of the table, however wide")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
 
-def _progress(node, variant):
-    print(f"porter: {variant or '-'}: {node.stage} {node.label}", file=sys.stderr, flush=True)
+class StageProgress:
+    """One line per stage on stderr: which of the run's stages, which variant, n of N."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.total = 0
+        self.done = 0
+
+    def begin(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, node, variant) -> None:
+        self.done += 1
+        width = len(str(self.total))
+        print(f"porter: [{self.done:>{width}}/{self.total}] {node.stage:<13} {variant or '-'}  {node.label}",
+              file=self.stream, flush=True)
 
 
 def run(args) -> int:
-    from porter.outputs import write_outputs
     from porter.pipeline import run_recipe
-    from porter.report import render_table
-    from porter.verdicts import exit_code_for, format_verdict
+    from porter.report.outputs import REPORT_FILES
+    from porter.report.table import render_table, terminal_width
+    from porter.report.verdicts import exit_code_for, format_verdict
 
     if args.out:
         from porter.workspace import make_dirs
 
         # before the run, not after it: a long run must not end on a folder it cannot write
-        make_dirs(args.out, what="the --out folder for report.json")
+        make_dirs(args.out, what="the --out folder for the report files")
     force_all = args.force is not None and len(args.force) == 0
     force_stages = tuple(args.force or ())
-    show_progress = not args.quiet and sys.stderr.isatty()
+    progress = StageProgress() if not args.quiet and sys.stderr.isatty() else None
     report = run_recipe(args.recipe, workspace=args.workspace, force_stages=force_stages, force_all=force_all,
                         bundle=args.bundle, executor=args.executor, address=args.address, variants=args.variant,
-                        progress=_progress if show_progress else None, budgets=args.budget)
+                        progress=progress, budgets=args.budget, on_plan=progress.begin if progress else None,
+                        out_dirs=(args.out,) if args.out else ())
     verdicts = report.verdicts
-    write_outputs(report, args.out)
-    print(render_table(report))
+    width = terminal_width(sys.stdout)
+    print(render_table(report, width=width, wide=args.wide, color=width is not None))
     c = report.stage_counts
     print(f"\nstages: {c.get('computed', 0)} computed, {c.get('cached', 0)} from cache, "
-          f"{c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed; {report.wall_seconds:.1f} s; "
-          f"report: {Path(report.workspace) / 'report.json'}")
+          f"{c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed; {report.wall_seconds:.1f} s")
+    first, *rest = REPORT_FILES
+    print(f"report: {Path(report.workspace) / first}, {', '.join(rest)}"
+          + (f" (also in {args.out})" if args.out else ""))
     for v in verdicts:
         print(format_verdict(v))
     code = exit_code_for(verdicts)

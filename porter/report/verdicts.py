@@ -11,18 +11,19 @@ import operator
 import re
 
 from porter.errors import EXIT_BUDGET, InputError
+from porter.report.model import RunReport, VariantReport, Verdict
 
 _BUDGET = re.compile(r"^\s*(?:(?P<variant>[A-Za-z0-9_.-]+)\s*:\s*)?(?P<qty>[A-Za-z0-9_/Δ.-]+)\s*"
                      r"(?P<op><=|>=|<|>|==)\s*(?P<num>[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 _OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 
 
-def quantity(variant, name: str) -> float:
+def quantity(variant: VariantReport, name: str) -> float:
     if name.startswith("Δ"):
         name = "delta_" + name[1:]
     fixed = {
-        "p50_ms": variant.latency_ms.get("p50"), "p90_ms": variant.latency_ms.get("p90"),
-        "p99_ms": variant.latency_ms.get("p99"), "throughput": variant.throughput,
+        "p50_ms": variant.latency_ms.p50, "p90_ms": variant.latency_ms.p90,
+        "p99_ms": variant.latency_ms.p99, "throughput": variant.throughput,
         "peak_mb": variant.peak_rss_mb, "compile_s": variant.compile_seconds,
         "size_mb": variant.model_size_bytes / 1e6 if variant.model_size_bytes else None,
     }
@@ -35,7 +36,7 @@ def quantity(variant, name: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def evaluate_budgets(report, budgets) -> list[dict]:
+def evaluate_budgets(report: RunReport, budgets) -> list[Verdict]:
     """Check each budget on the report's variants; returns one verdict per (budget, variant)."""
     verdicts = []
     for text in budgets:
@@ -52,15 +53,15 @@ def evaluate_budgets(report, budgets) -> list[dict]:
                 continue
             value = quantity(v, m["qty"])
             ok = (not math.isnan(value)) and _OPS[m["op"]](value, float(m["num"]))
-            verdicts.append({"budget": text.strip(), "variant": v.name, "value": value, "ok": ok,
-                             "text": f"{v.name}: {m['qty']} = {value:.4g} (budget {m['op']} {m['num']})"})
+            verdicts.append(Verdict(budget=text.strip(), variant=v.name, value=value, ok=ok,
+                                    text=f"{v.name}: {m['qty']} = {value:.4g} (budget {m['op']} {m['num']})"))
     report.verdicts = verdicts
     return verdicts
 
 
-def format_verdict(verdict: dict) -> str:
-    return ("BUDGET BROKEN: " if not verdict["ok"] else "budget ok: ") + verdict["text"]
+def format_verdict(verdict: Verdict) -> str:
+    return ("BUDGET BROKEN: " if not verdict.ok else "budget ok: ") + verdict.text
 
 
-def exit_code_for(verdicts) -> int:
-    return EXIT_BUDGET if any(not v["ok"] for v in verdicts) else 0
+def exit_code_for(verdicts: list[Verdict]) -> int:
+    return EXIT_BUDGET if any(not v.ok for v in verdicts) else 0
