@@ -16,10 +16,12 @@ The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
 from __future__ import annotations
 
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
+from porter.agreement import (TensorAgreement, compare_outputs, compare_samples, compare_tensors,
+                              worst_difference)
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
-from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session, stack_batch
+from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, stack_batch
 from porter.report.reader import read_report
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
                           PassSpec, TargetConfig, TargetSpec)
@@ -38,5 +40,7 @@ __all__ = [
     # saved run reports (report.json), read into the typed report model
     "read_report",
     # ONNX helpers
-    "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session", "max_abs_diff",
+    "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
+    # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
+    "TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "worst_difference",
 ]

@@ -29,14 +29,22 @@ class ParityCheck:
     """Outputs of a rewritten or exported model against the model it came from, on real inputs."""
 
     label: str
-    max_abs_diff: float
+    max_abs_diff: float  # porter.agreement.worst_difference: +inf when the outputs could not be compared
     tolerance: float
     samples: int
     detail: str = ""
+    problem: str = ""  # why the outputs could not be compared ("output 'probs': NaN/Inf where ..."), or ""
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance
+        # written so that a NaN difference fails too
+        return not self.problem and self.max_abs_diff <= self.tolerance
+
+    def failure(self) -> str:
+        """One line saying why the check failed."""
+        if self.problem:
+            return f"{self.label}: {self.problem}"
+        return f"{self.label}: max abs diff {self.max_abs_diff:.3g} > tolerance {self.tolerance:.3g}"
 
 
 @dataclass(frozen=True)

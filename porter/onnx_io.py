@@ -114,17 +114,3 @@ def session(path: Path | str, *, threads: int | None = None, opt_level: str = "a
         so.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
-
-def max_abs_diff(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:
-    worst = 0.0
-    for name, x in a.items():
-        if name not in b:
-            continue
-        x = np.asarray(x)
-        y = np.asarray(b[name])
-        if x.shape != y.shape:
-            return float("inf")
-        if x.size == 0:
-            continue
-        worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))))
-    return worst

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from porter import __version__
 from porter.artifacts import Metrics, OutputSet
-from porter.executor import NodeResult, get_executor
+from porter.exec import NodeResult, get_executor
 from porter.plan import Plan, build_plan
 from porter.plugins import PluginSet, load_plugins
 from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from porter import __version__
 from porter.recipe import Recipe, Variant
 from porter.specs import Option
-from porter.workspace import digest, file_digest
+from porter.hashing import digest, file_digest
 
 STAGES = ("preprocess", "export", "graph_fix", "compile", "run", "run_reference", "score")
 

@@ -1,6 +1,7 @@
 """Running one stage node: call its hook, check graph passes numerically, store the artifact."""
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 from dataclasses import replace
@@ -9,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-import hashlib
-
 from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
 from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
-from porter.onnx_io import feeds_for, max_abs_diff, model_io, op_counts, opset_of, session
+from porter.agreement import compare_samples, first_problem, summary, worst_difference
+from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
 from porter.report.model import StageRecord
-from porter.workspace import Workspace, digest, file_digest
+from porter.hashing import digest, file_digest
+from porter.workspace import Workspace
 
 
-def _from_cache(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
+def cached_node(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
     """(artifact, record) when the node's key is stored, with the timings measured when it was computed."""
     cached = workspace.lookup(node.stage, node.key)
     if cached is None:
@@ -39,12 +40,12 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
     waited = (started - submitted_at) if submitted_at else 0.0
     worker = socket.gethostname()
     if not force:
-        hit = _from_cache(node, workspace, worker=worker, waited=waited)
+        hit = cached_node(node, workspace, worker=worker, waited=waited)
         if hit is not None:
             return hit
     with workspace.lock(node.stage, node.key):
         if not force:  # another process may have produced it while we waited for the lock
-            hit = _from_cache(node, workspace, worker=worker, waited=waited)
+            hit = cached_node(node, workspace, worker=worker, waited=waited)
             if hit is not None:
                 return hit
         workdir = workspace.new_workdir(node.stage, node.key)
@@ -113,9 +114,8 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
             raise _no_answer(node, f"model {node.config.name!r}")
         failed = [c for c in out.checks if not c.passed]
         if failed:
-            c = failed[0]
             raise StageError(stage="export", plugin=node.plugin, variant=None, cause=ValueError(
-                f"export parity {c.label}: max abs diff {c.max_abs_diff:.3g} > tolerance {c.tolerance:.3g}"))
+                f"export parity {failed[0].failure()}"))
         return out
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
@@ -175,14 +175,19 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
                          cause=ValueError(f"pass {graph_pass.name!r} produced an invalid ONNX model: {exc}")) from exc
     ref = _outputs_on(model.path, inputs, node.check_samples)
     new = _outputs_on(out_path, inputs, node.check_samples)
-    diff = max(max_abs_diff(a, b) for a, b in zip(ref, new)) if ref else 0.0
+    agreements = compare_samples(ref, new)
+    diff = worst_difference(agreements)
+    problem = first_problem(agreements)
     check = ParityCheck(label=f"pass {graph_pass.name}", max_abs_diff=diff, tolerance=graph_pass.tolerance,
-                        samples=len(ref))
+                        samples=len(ref), problem=problem)
+    if problem:
+        raise StageError(stage="graph_fix", plugin=node.plugin, variant=None, cause=ValueError(
+            f"pass {graph_pass.name!r} broke its parity check on {len(ref)} real inputs: {problem}"))
     if not check.passed:
         raise StageError(stage="graph_fix", plugin=node.plugin, variant=None, cause=ValueError(
-            f"pass {graph_pass.name!r} changed the outputs by {diff:.3g} (max abs) on {len(ref)} real inputs, "
-            f"beyond its tolerance {graph_pass.tolerance:.3g}; the smallest tolerance that would pass is "
-            f"{np.nextafter(diff, np.inf):.3g}"))
+            f"pass {graph_pass.name!r} changed the outputs by {diff:.3g} (max abs; worst {summary(agreements)}) "
+            f"on {len(ref)} real inputs, beyond its tolerance {graph_pass.tolerance:.3g}; the smallest tolerance "
+            f"that would pass is {np.nextafter(diff, np.inf):.3g}"))
     ins, outs = model_io(after)
     record = PassRecord(graph_pass.name, ops_before, op_counts(after), check, seconds)
     return replace(model, path=out_path, inputs=ins, outputs=outs, opset=opset_of(after),

@@ -77,18 +77,63 @@ class InertObject:
     def extend(self, values):
         self.__dict__.setdefault("_list", []).extend(values)
 
+    def __class_getitem__(cls, params):
+        """``typing.List[str]`` and the like: another placeholder class, named for its parameters."""
+        params = params if isinstance(params, tuple) else (params,)
+        names = ", ".join(_type_name(p) for p in params)
+        subscripted = inert_class(cls._module, f"{cls._qualname}[{names}]")
+        subscripted._type_args = params
+        return subscripted
+
     def __repr__(self):
         return f"<inert {self._module}.{self._qualname}>"
+
+
+def _type_name(obj) -> str:
+    if isinstance(obj, type) and issubclass(obj, InertObject):
+        return f"{obj._module}.{obj._qualname}"
+    if isinstance(obj, type):
+        return obj.__qualname__
+    return repr(obj)
 
 
 def inert_class(module: str, name: str) -> type:
     return type(name.replace(".", "_"), (InertObject,), {"_module": module, "_qualname": name})
 
 
+def is_placeholder_class(obj) -> bool:
+    return isinstance(obj, type) and issubclass(obj, InertObject)
+
+
 class RefusedGlobal(pickle.UnpicklingError):
-    def __init__(self, module: str, name: str):
+    def __init__(self, module: str, name: str, use: str = ""):
         self.global_name = f"{module}.{name}"
-        super().__init__(f"refused global {self.global_name}")
+        self.use = use  # why an admitted global was refused where it was applied
+        super().__init__(f"refused global {self.global_name}" + (f" ({use})" if use else ""))
+
+
+def subscript_placeholder(obj, key):
+    """Stands in for ``_operator.getitem``, which pickle uses to spell a subscripted generic (``List[str]`` is
+    ``getitem(List, str)``). Only a placeholder class may be subscripted: on a real object getitem would reach
+    into it (a dict of callables, a module's namespace) and hand back whatever it holds."""
+    if not is_placeholder_class(obj):
+        raise RefusedGlobal("_operator", "getitem", f"applied to a {type(obj).__name__}, not to a type placeholder")
+    return obj[key]
+
+
+def plain_dict_for_defaultdict(default_factory=None, *args, **kwargs) -> dict:
+    """Stands in for ``collections.defaultdict``: the pickle's items land in a plain dict and the factory, a
+    global the unpickler has already vetted like any other, is dropped without ever being called."""
+    if default_factory is not None and not callable(default_factory):
+        raise pickle.UnpicklingError(f"defaultdict factory {type(default_factory).__name__} is not callable")
+    return dict(*args, **kwargs)
+
+
+# Admitted globals that are replaced by a guarded stand-in of the same calling convention.
+STAND_INS = {
+    ("collections", "defaultdict"): plain_dict_for_defaultdict,
+    ("_operator", "getitem"): subscript_placeholder,
+}
 
 
 def is_dtype(module: str, name: str) -> bool:
@@ -106,6 +151,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if (module, name) in ALLOWED_CALLABLES:
             return super().find_class(module, name)
+        if (module, name) in STAND_INS:
+            return STAND_INS[(module, name)]
         if is_dtype(module, name):
             return getattr(torch, name)
         if module == "torch.nn.parameter" and name == "Parameter":
@@ -180,7 +227,8 @@ def read_pickle_archive(path: Path):
     try:
         return torch.load(str(path), map_location="cpu", pickle_module=restricted_pickle_module, weights_only=False)
     except RefusedGlobal as exc:
-        raise InputError(f"the checkpoint's pickle names the global {exc.global_name}, which could run code; "
+        use = f", {exc.use}" if exc.use else ""
+        raise InputError(f"the checkpoint's pickle names the global {exc.global_name}{use}, which could run code; "
                          "refused (only tensors, plain containers and V3 config classes are read)", file=path) from None
     except InputError:
         raise

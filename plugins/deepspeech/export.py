@@ -21,7 +21,7 @@ import torch
 
 from porter.api import InputSet, OnnxModel, ParityCheck
 from porter.api import InputError
-from porter.api import model_io
+from porter.api import compare_tensors, model_io
 
 INPUT_NAMES = ("spect", "lengths")
 OUTPUT_NAMES = ("probs", "out_lengths")
@@ -108,7 +108,7 @@ def raise_if_failed(checks: Sequence[ParityCheck]) -> None:
     failed = [c for c in checks if not c.passed]
     if failed:
         raise ExportParityError("; ".join(
-            f"{c.label}: max abs diff {c.max_abs_diff:.3g} > tolerance {c.tolerance:g} ({c.detail})" for c in failed))
+            f"{c.failure()} ({c.detail})" for c in failed))
 
 
 def export_graph(model: torch.nn.Module, examples: Sequence[Example], settings: ExportSettings, path: Path) -> None:
@@ -201,19 +201,21 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, examples: Sequence[Exa
     def compare(label: str, batch: Sequence[Example], pad_to: int | None) -> ParityCheck:
         spect, lengths = pad_batch(batch, pad_to)
         probs, out_lengths = session.run(list(OUTPUT_NAMES), {"spect": spect, "lengths": lengths})
-        worst, notes = 0.0, []
+        worst, notes, problem = 0.0, [], ""
         for row, example in enumerate(batch):
             expected = alone(example)
             if int(out_lengths[row]) != expected.out_length:
                 worst = float("inf")
                 notes.append(f"{example.id}: out_lengths {int(out_lengths[row])} != {expected.out_length}")
                 continue
-            diff = float(np.abs(probs[row, :expected.out_length] - expected.probs).max())
-            worst = max(worst, diff)
+            agreement = compare_tensors("probs", expected.probs, probs[row, :expected.out_length])
+            if agreement.problem and not problem:
+                problem = f"{example.id}: {agreement.describe()}"
+            worst = max(worst, agreement.max_abs)
         frames = ", ".join(f"{e.id}={e.frames}" for e in batch)
         detail = f"padded to {spect.shape[-1]} frames; lengths {frames}" + ("; " + "; ".join(notes) if notes else "")
         return ParityCheck(label=label, max_abs_diff=worst, tolerance=settings.tolerance, samples=len(batch),
-                           detail=detail)
+                           detail=detail, problem=problem)
 
     checks = []
     if settings.static:
@@ -250,7 +252,7 @@ def _merge(checks: list[ParityCheck]) -> list[ParityCheck]:
         merged[check.label] = ParityCheck(
             label=check.label, max_abs_diff=max(before.max_abs_diff, check.max_abs_diff),
             tolerance=check.tolerance, samples=before.samples + check.samples,
-            detail=f"{before.detail} | {check.detail}")
+            detail=f"{before.detail} | {check.detail}", problem=before.problem or check.problem)
     return list(merged.values())
 
 

@@ -58,10 +58,10 @@ def run(args) -> int:
     from porter.report.verdicts import exit_code_for, format_verdict
 
     if args.out:
-        from porter.workspace import make_dirs
+        from porter.fsutil import make_dirs
 
         # before the run, not after it: a long run must not end on a folder it cannot write
-        make_dirs(args.out, what="the --out folder for the report files")
+        make_dirs(args.out, what="the --out folder for report.json, report.md and report.html")
     force_all = args.force is not None and len(args.force) == 0
     force_stages = tuple(args.force or ())
     progress = StageProgress() if not args.quiet and sys.stderr.isatty() else None

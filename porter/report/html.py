@@ -156,7 +156,7 @@ def _checks_groups(report: RunReport) -> list[Group]:
     out = []
     for names, checks in grouped(report, lambda v: v.checks):
         rows = [[c.label, fmt(c.max_abs_diff, 3), fmt(c.tolerance, 3), str(c.samples),
-                 "ok" if c.passed else "FAILED", c.detail] for c in checks]
+                 "ok" if c.passed else "FAILED", "; ".join(x for x in (c.problem, c.detail) if x)] for c in checks]
         out.append(Group(", ".join(names), Table(["check", "max abs diff", "tolerance", "samples", "parity",
                                                   "detail"], rows, numeric={1, 2, 3},
                                                  row_classes=["" if c.passed else "failed" for c in checks])))

@@ -88,15 +88,18 @@ def _checks(report: RunReport) -> list[str]:
     rows = []
     for v in report.variants:
         for c in v.checks:
-            rows.append([v.name, c.label, fmt(c.max_abs_diff), fmt(c.tolerance), c.samples,
-                         "ok" if c.passed else "**FAILED**"])
+            rows.append(_check_row(v.name, c))
         for r in v.pass_records:
-            c = r.check
-            rows.append([v.name, c.label, fmt(c.max_abs_diff), fmt(c.tolerance), c.samples,
-                         "ok" if c.passed else "**FAILED**"])
+            rows.append(_check_row(v.name, r.check))
     if not rows:
         return out + ["No parity checks in this run.", ""]
-    return out + md_table(["variant", "check", "max abs diff", "tolerance", "samples", "parity"], rows, {2, 3, 4})
+    return out + md_table(["variant", "check", "max abs diff", "tolerance", "samples", "parity", "detail"], rows,
+                          {2, 3, 4})
+
+
+def _check_row(variant: str, c) -> list:
+    return [variant, c.label, fmt(c.max_abs_diff), fmt(c.tolerance), c.samples, "ok" if c.passed else "**FAILED**",
+            "; ".join(x for x in (c.problem, c.detail) if x) or "-"]
 
 
 def _worst(report: RunReport, n: int) -> list[str]:

@@ -14,7 +14,8 @@ from typing import Any
 
 from porter.artifacts import ParityCheck, PassRecord, SampleScore
 from porter.plugins import PluginInfo
-from porter.workspace import atomic_write_text, encode
+from porter.codec import encode
+from porter.fsutil import atomic_write_text
 
 NAN = float("nan")
 

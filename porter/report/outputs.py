@@ -6,7 +6,7 @@ from pathlib import Path
 from porter.report.html import render_html
 from porter.report.markdown import render_markdown
 from porter.report.model import RunReport
-from porter.workspace import atomic_write_text, make_dirs
+from porter.fsutil import atomic_write_text, make_dirs
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 

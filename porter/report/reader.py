@@ -109,7 +109,8 @@ def _check(f: _Fields, data: Any, where: str) -> ParityCheck:
                        max_abs_diff=f.number(data.get("max_abs_diff"), f"{where}.max_abs_diff"),
                        tolerance=f.number(data.get("tolerance"), f"{where}.tolerance"),
                        samples=f.integer(data.get("samples"), f"{where}.samples"),
-                       detail=f.text(data.get("detail"), f"{where}.detail"))
+                       detail=f.text(data.get("detail"), f"{where}.detail"),
+                       problem=f.text(data.get("problem"), f"{where}.problem"))
 
 
 def _pass_record(f: _Fields, data: Any, where: str) -> PassRecord:

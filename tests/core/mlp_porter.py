@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from porter import hookimpl
+from porter.agreement import compare_samples, first_problem, worst_difference
 from porter.artifacts import Metrics, OnnxModel, OutputSet, ParityCheck, SampleScore, Timing, InputSet, write_sample
 from porter.onnx_io import model_io, opset_of
 from porter.specs import DatasetSpec, MetricSpec, ModelSpec, Option, PassSpec
@@ -137,15 +138,18 @@ def porter_export(model, inputs, workdir):
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    for i in range(min(4, len(inputs))):
+    count = min(4, len(inputs))
+    refs, news = [], []
+    for i in range(count):
         x = inputs.load(i)["x"]
-        ref = net(torch.from_numpy(x)).detach().numpy()
-        worst = max(worst, float(np.abs(sess.run(None, {"x": x})[0] - ref).max()))
+        refs.append({"probs": net(torch.from_numpy(x)).detach().numpy()})
+        news.append({"probs": sess.run(None, {"x": x})[0]})
+    agreements = compare_samples(refs, news)
     proto = onnx.load(str(path))
     ins, outs = model_io(proto)
     return OnnxModel(path, ins, outs, opset_of(proto),
-                     checks=(ParityCheck("export vs torch", worst, 1e-5, min(4, len(inputs))),))
+                     checks=(ParityCheck("export vs torch", worst_difference(agreements), 1e-5, count,
+                                         problem=first_problem(agreements)),))
 
 
 @hookimpl

@@ -309,3 +309,193 @@ def test_plain_state_dict_with_sidecar(tmp_path, suffix):
     loaded = load_checkpoint(path)
     assert loaded.source_format == "state_dict+sidecar" and loaded.model_cfg.bidirectional
     assert torch.equal(outputs(build_model(loaded))[0], outputs(model)[0])
+
+
+# --- the globals V3.0's own checkpoints need: collections.defaultdict and _operator.getitem -------------------
+
+def save_with_hparams(tmp_path, name: str, **hparams):
+    model = tiny_model()
+    path = tmp_path / name
+    torch.save({"state_dict": model.state_dict(),
+                "hyper_parameters": {"labels": list(V3_LABELS),
+                                     "model_cfg": {"hidden_size": 24, "hidden_layers": 2}, **hparams}}, str(path))
+    return path, model
+
+
+def read_raw(path):
+    """What the restricted unpickler makes of a file (no config conversion)."""
+    from porter_deepspeech.checkpoint import restricted_pickle_module
+
+    return torch.load(str(path), map_location="cpu", pickle_module=restricted_pickle_module, weights_only=False)
+
+
+class Reduced:
+    """Pickles as ``func(*args)``: how a hand-written payload spells a call."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+    def __call__(self, *args):  # pickle only writes a callable as a REDUCE's function
+        raise AssertionError("never called while saving")
+
+
+def test_typing_generics_and_defaultdicts_read_as_data(tmp_path):
+    import collections
+
+    path, model = save_with_hparams(
+        tmp_path, "generics.ckpt",
+        data_cfg={"ref_type": typing.List[str], "nested": typing.Dict[str, typing.Any],
+                  "cache": collections.defaultdict(dict, {"a": {"b": 1}})})
+    raw = read_raw(path)["hyper_parameters"]["data_cfg"]
+    cache = raw["cache"]
+    assert type(cache) is dict and cache == {"a": {"b": 1}}
+    with pytest.raises(KeyError):
+        cache["missing"]  # a plain dict: no factory to call
+    from porter_deepspeech.checkpoint import InertObject, to_plain
+    assert issubclass(raw["ref_type"], InertObject)
+    assert to_plain(raw["ref_type"]) == "typing.List[str]"
+    assert to_plain(raw["nested"]) == "typing.Dict[str, typing.Any]"
+    assert torch.equal(outputs(build_model(load_checkpoint(path)))[0], outputs(model)[0])
+
+
+@pytest.mark.parametrize("subject,kind", [
+    ({"system": "x"}, "dict"), ((1, 2), "tuple"), (dict, "type"), (torch.Size([3]), "Size"),
+])
+def test_getitem_on_a_real_object_refused(tmp_path, subject, kind):
+    import operator
+
+    path, _ = save_with_hparams(tmp_path, "getitem.ckpt", optim_cfg=Reduced(operator.getitem, subject, 0))
+    with pytest.raises(InputError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert "getitem.ckpt" in message and "_operator.getitem" in message and "refused" in message
+    assert f"applied to a {kind}" in message
+
+
+def test_getitem_on_a_placeholder_instance_refused(tmp_path, fake_v3_packages):
+    import operator
+
+    config = fake_v3_packages.DictConfig({"hidden_size": 24}, fake_v3_packages.BiDirectionalConfig)
+    path, _ = save_with_hparams(tmp_path, "getitem_instance.ckpt",
+                                optim_cfg=Reduced(operator.getitem, config, "_content"))
+    remove_fake_modules()
+    with pytest.raises(InputError, match=r"_operator\.getitem, applied to a DictConfig, not to a type placeholder"):
+        load_checkpoint(path)
+    assert_not_imported()
+
+
+def trap_class(marker):
+    """A class in a config namespace whose real subscripting, construction and state all write ``marker``."""
+    class Trap:
+        def __class_getitem__(cls, item):
+            marker.write_text("class_getitem ran")
+            return cls
+
+        def __init__(self, *args):
+            marker.write_text("init ran")
+
+        def __setstate__(self, state):
+            marker.write_text("setstate ran")
+
+    Trap.__qualname__ = "Trap"
+    return Trap
+
+
+def test_subscripted_placeholder_never_reaches_the_real_class(tmp_path):
+    """getitem on a config-namespace class, and a REDUCE through the subscripted result, touch only inert data."""
+    import operator
+
+    marker = tmp_path / "pwned"
+    trap = trap_class(marker)
+    add_module("deepspeech_pytorch")
+    add_module("deepspeech_pytorch.evil", Trap=trap)
+    try:
+        subscripted = Reduced(operator.getitem, trap, typing.Any)
+        called = Reduced(Reduced(operator.getitem, trap, str), f"touch {marker}")
+        path, model = save_with_hparams(tmp_path, "trap.ckpt", optim_cfg={"t": subscripted, "c": called})
+    finally:
+        remove_fake_modules()
+    assert not marker.exists()
+    loaded = load_checkpoint(path)
+    assert not marker.exists()
+    assert_not_imported()
+    raw = read_raw(path)["hyper_parameters"]["optim_cfg"]
+    from porter_deepspeech.checkpoint import InertObject
+    assert issubclass(raw["t"], InertObject) and raw["t"]._qualname == "Trap[typing.Any]"
+    assert isinstance(raw["c"], InertObject) and raw["c"]._args == (f"touch {marker}",)
+    assert torch.equal(outputs(build_model(loaded))[0], outputs(model)[0])
+
+
+@pytest.mark.parametrize("factory,global_name", [(os.system, "system"), (exec, "builtins.exec"),
+                                                 (eval, "builtins.eval"), (getattr, "builtins.getattr")])
+def test_defaultdict_with_dangerous_factory_refused(tmp_path, factory, global_name):
+    import collections
+
+    marker = tmp_path / "pwned"
+    payload = collections.defaultdict(factory, {"cmd": f"touch {marker}"})
+    path, _ = save_with_hparams(tmp_path, "factory.ckpt", optim_cfg=payload)
+    with pytest.raises(InputError) as err:
+        load_checkpoint(path)
+    assert "factory.ckpt" in str(err.value) and global_name in str(err.value) and "refused" in str(err.value)
+    assert not marker.exists()
+
+
+def test_defaultdict_factory_from_config_namespace_is_never_called(tmp_path):
+    """A factory that passes vetting as a placeholder is dropped: the dict is plain and no lookup calls it."""
+    import collections
+
+    marker = tmp_path / "pwned"
+
+    def run(*args):
+        marker.write_text("factory ran")
+        return 0
+
+    run.__qualname__ = "run"
+    add_module("deepspeech_pytorch")
+    add_module("deepspeech_pytorch.utils", run=run)
+    try:
+        path, _ = save_with_hparams(tmp_path, "factory_inert.ckpt",
+                                    optim_cfg=collections.defaultdict(run, {"a": 1}))
+    finally:
+        remove_fake_modules()
+    load_checkpoint(path)
+    raw = read_raw(path)["hyper_parameters"]["optim_cfg"]
+    assert type(raw) is dict and raw == {"a": 1}
+    with pytest.raises(KeyError):
+        raw["b"]
+    assert not marker.exists()
+    assert_not_imported()
+
+
+def test_reduce_through_admitted_globals_cannot_smuggle_a_call(tmp_path):
+    """Calls spelled through defaultdict's and getitem's argument lists still meet the global check."""
+    import collections
+    import operator
+
+    marker = tmp_path / "pwned"
+    payloads = {
+        "defaultdict_items": Reduced(collections.defaultdict, None, {"x": SystemPayload(marker)}),
+        "getitem_key": Reduced(operator.getitem, typing.List, SystemPayload(marker)),
+        "getitem_subject": Reduced(operator.getitem, SystemPayload(marker), 0),
+    }
+    for name, payload in payloads.items():
+        path, _ = save_with_hparams(tmp_path, f"{name}.ckpt", optim_cfg=payload)
+        with pytest.raises(InputError, match=rf"{name}\.ckpt.*global posix\.system.*refused"):
+            load_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("func,global_name", [
+    ("attrgetter", "operator.attrgetter"), ("methodcaller", "operator.methodcaller"),
+    ("itemgetter", "operator.itemgetter"),
+])
+def test_other_operator_functions_stay_refused(tmp_path, func, global_name):
+    import operator
+
+    path, _ = save_with_hparams(tmp_path, "operator.ckpt", optim_cfg=getattr(operator, func)("system"))
+    with pytest.raises(InputError, match=rf"operator\.ckpt: the checkpoint's pickle names the global "
+                                         rf"{global_name}, which could run code; refused"):
+        load_checkpoint(path)

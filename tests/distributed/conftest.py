@@ -116,9 +116,11 @@ class DaskProcesses:
 
     def start(self, workers: dict[str, str]) -> "DaskProcesses":
         """Start the scheduler, then one worker per ``name → resources`` ("" for none); wait for all of them."""
-        dask = shutil.which("dask") or "dask"
+        # this interpreter's dask, so the workers import the same porter as the test (a `dask` script on PATH
+        # may belong to another environment with another porter installed)
+        dask = [sys.executable, "-m", "dask"]
         # --no-dashboard alone still serves HTTP (health, metrics) on 0.0.0.0: pin that to loopback too
-        self._spawn("scheduler", [dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+        self._spawn("scheduler", [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
                                   "--scheduler-file", str(self.scheduler_file), "--no-dashboard",
                                   "--dashboard-address", "127.0.0.1:0",
                                   # a safety net should this test process die without cleaning up: an idle
@@ -133,7 +135,7 @@ class DaskProcesses:
         self.scheduler_address = address
         assert self.scheduler_address.startswith("tcp://127.0.0.1:")
         for name, resources in workers.items():
-            argv = [dask, "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
+            argv = [*dask, "worker", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1",
                     "--nthreads", "1", "--no-nanny", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
                     "--name", name, "--death-timeout", "30",
                     "--local-directory", str(self.folder / f"{name}-scratch")]

@@ -186,7 +186,7 @@ def test_worker_killed_mid_stage_is_retried_on_another_and_report_is_unchanged(p
 
 
 def test_retries_on_worker_loss_are_bounded(project, dask_cluster):
-    from porter.dask_executor import ClusterError
+    from porter.exec.dask import ClusterError
 
     # the scheduler's allowed-failures bounds how many worker deaths one task may cause; 0: the first one fails it
     cluster = dask_cluster({"w-a": "builder=1 runner=1", "w-b": "builder=1 runner=1"},
@@ -206,7 +206,7 @@ def test_retries_on_worker_loss_are_bounded(project, dask_cluster):
 
 def test_last_worker_with_a_resource_lost_fails_within_timeout_and_rerun_resumes(project, local_reference,
                                                                                  dask_cluster, monkeypatch):
-    from porter.dask_executor import ResourceUnavailableError
+    from porter.exec.dask import ResourceUnavailableError
 
     monkeypatch.setenv("PORTER_DASK_RESOURCE_TIMEOUT", str(RESOURCE_TIMEOUT_S))
     cluster = dask_cluster({"w-a": "builder=1 runner=1", "w-b": "builder=1"})
@@ -257,7 +257,7 @@ def test_local_cluster_binds_loopback_only_and_matches_in_process(project, local
 # ------------------------------------------------------------------------------------------------ no cluster needed
 
 def test_worker_refuses_a_plugin_set_that_differs_from_the_drivers(project, monkeypatch):
-    from porter.dask_executor import WorkerPlugins, worker_plugin_set
+    from porter.exec.dask import WorkerPlugins, worker_plugin_set
     from porter.errors import InputError
     from porter.plugins import load_plugins
 
@@ -273,7 +273,7 @@ def test_worker_refuses_a_plugin_set_that_differs_from_the_drivers(project, monk
 
 
 def test_in_process_plugin_objects_cannot_be_shipped_to_workers():
-    from porter.dask_executor import WorkerPlugins
+    from porter.exec.dask import WorkerPlugins
     from porter.errors import InputError
     from porter.plugins import load_plugins
 
@@ -286,7 +286,7 @@ def test_in_process_plugin_objects_cannot_be_shipped_to_workers():
 
 def test_resource_needs_merge_by_maximum_and_placement_names_what_is_lacking():
     from porter import hookimpl
-    from porter.dask_executor import missing_resources, stage_resources
+    from porter.exec.dask import missing_resources, stage_resources
     from porter.errors import InputError
     from porter.plan import StageNode
     from porter.plugins import load_plugins

@@ -48,11 +48,12 @@ from distributed import Client, LocalCluster
 from distributed.scheduler import KilledWorker
 
 from porter.errors import EXIT_FAILURE, EXIT_TOOL_MISSING, InputError, PorterError, StageError, ToolMissingError
-from porter.executor import NodeResult, blocked_result, failure_result, variant_of
+from porter.exec.base import NodeResult, Progress, blocked_result, failure_result, settled_result, variant_of
+from porter.fsutil import atomic_write_text
 from porter.plan import Plan, StageNode
 from porter.plugins import PluginSet, load_plugins
 from porter.stages import run_node
-from porter.workspace import Workspace, atomic_write_text
+from porter.workspace import Workspace
 
 DEFAULT_RESOURCE_TIMEOUT_S = 60.0
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
@@ -306,30 +307,22 @@ class DaskExecutor:
 
     # -------------------------------------------------------------------------------------------- public
 
-    def execute(self, plan: Plan, plugins: PluginSet, workspace: Workspace, *, force_stages=frozenset(),
-                force_all: bool = False, progress=None) -> dict[str, NodeResult]:
+    def execute(self, plan: Plan, plugins: PluginSet, workspace: Workspace, *,
+                force_stages: frozenset[str] = frozenset(), force_all: bool = False,
+                progress: Progress | None = None) -> dict[str, NodeResult]:
         worker_plugins = WorkerPlugins.from_plugin_set(plugins, self.plugin_paths)
         needs = {key: stage_resources(plugins, node) for key, node in plan.nodes.items()}
         results: dict[str, NodeResult] = {}
         to_submit: list[StageNode] = []
         submitted_keys: set[str] = set()
         for node in plan.nodes.values():
-            forced = force_all or node.stage in force_stages
-            # a cached node whose inputs are all settled here needs no worker; one downstream of a submitted node
-            # is submitted too, so it sees a failed input exactly as the local executor would
-            if not forced and not (set(node.inputs.values()) & submitted_keys):
-                cached = workspace.lookup(node.stage, node.key)
-                if cached is not None:
-                    blocked = blocked_result(node, results)
-                    if blocked is not None:
-                        results[node.key] = blocked
-                        continue
-                    variant = variant_of(plan, node.key)
-                    if progress:
-                        progress(node, variant)
-                    value, record = run_node(node, {}, plugins, workspace, force=False, variant=variant,
-                                             submitted_at=time.time())
-                    results[node.key] = NodeResult(value, record)
+            # a node whose inputs are all settled here is settled here when it is blocked or cached, needing no
+            # worker; one downstream of a submitted node is submitted too, and its task sees a failed input
+            if not (set(node.inputs.values()) & submitted_keys):
+                settled = settled_result(node, plan, results, workspace,
+                                         forced=force_all or node.stage in force_stages, progress=progress)
+                if settled is not None:
+                    results[node.key] = settled
                     continue
             to_submit.append(node)
             submitted_keys.add(node.key)
