@@ -20,18 +20,22 @@ from porter.agreement import (TensorAgreement, compare_outputs, compare_samples,
                               worst_difference)
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
+from porter.cli.run import run_and_print
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, stack_batch
+from porter.pipeline import run_recipe
+from porter.precision.keeplist import KeepList, read_keep_dtype
+from porter.precision.provenance import Provenance, note_provenance
 from porter.report.reader import read_report
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
-                          PassSpec, TargetConfig, TargetSpec)
+                          PassSpec, StageContext, TargetConfig, TargetSpec)
 
 __all__ = [
     # markers
     "PROJECT_NAME", "__version__", "hookimpl", "hookspec",
     # what plugins register, and the validated configs the stage hooks receive
     "Option", "ModelSpec", "DatasetSpec", "PassSpec", "TargetSpec", "MetricSpec",
-    "ModelConfig", "DatasetConfig", "PassConfig", "TargetConfig",
+    "ModelConfig", "DatasetConfig", "PassConfig", "TargetConfig", "StageContext",
     # the artifacts stages hand each other
     "TensorSpec", "ParityCheck", "PassRecord", "OnnxModel", "CompiledModel", "InputSet", "OutputSet", "Timing",
     "SampleScore", "Metrics", "write_sample",
@@ -43,4 +47,9 @@ __all__ = [
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
     # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
     "TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "worst_difference",
+    # precision: what a renamed or split tensor stands for (porter debug matches tensors by it), and the
+    # keep-list file (atc's keep_dtype format) of nodes that stay in fp32
+    "Provenance", "note_provenance", "KeepList", "read_keep_dtype",
+    # running a recipe from a plugin's own command (`porter score BUNDLE`): the report, or the report printed
+    "run_recipe", "run_and_print",
 ]

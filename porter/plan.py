@@ -28,6 +28,7 @@ class StageNode:
     inputs: Mapping[str, str] = field(default_factory=dict)  # role → upstream node key
     label: str = ""  # human-readable: the pass name, target name...
     check_samples: int = 4
+    recipe_path: Path | None = None  # the recipe the plan came from (handed to stages in their context)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
             "check_samples": recipe.check_samples if stage in ("export", "graph_fix") else None,
         })[:32]
         if key not in nodes:
-            nodes[key] = StageNode(key, stage, owner, config, dict(inputs), label or name, recipe.check_samples)
+            nodes[key] = StageNode(key, stage, owner, config, dict(inputs), label or name, recipe.check_samples,
+                                   recipe.path)
         return key
 
     for variant in recipe.variants:
@@ -137,6 +139,9 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
         tspec = reg.get("targets", variant.target.name)
         flag_fp = _fingerprint_options(variant.target.flags, tspec.flags)
         compile_fp = {k: v for k, v in flag_fp.items() if k not in tspec.run_flags}
+        if variant.target.bundle is not None:  # a bundle-writing stage's artifact points into its bundle
+            flag_fp = {**flag_fp, "bundle": str(variant.target.bundle)}
+            compile_fp = {**compile_fp, "bundle": str(variant.target.bundle)}
         comp = add("compile", "targets", variant.target.name, _compile_config(variant.target, tspec.run_flags),
                    {"target": variant.target.name, "flags": compile_fp}, {"model": current})
         run = add("run", "targets", variant.target.name, variant.target,

@@ -18,7 +18,8 @@ def add_parser(sub):
     p.add_argument("--force", nargs="*", metavar="STAGE", choices=STAGES,
                    help="re-run stages even when cached: all of them, or only the named stages")
     p.add_argument("--bundle", type=Path, metavar="DIR",
-                   help="where a vendor toolchain is missing, write a self-contained bundle to DIR")
+                   help="where a vendor toolchain is missing, targets that can write a device bundle "
+                   "(see `porter plugins`) write a self-contained one to DIR")
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--executor", choices=("local", "dask"), help="where stages run (default: the recipe's, "
                    "else local)")
@@ -52,32 +53,45 @@ class StageProgress:
 
 
 def run(args) -> int:
+    return run_and_print(args.recipe, workspace=args.workspace, force=args.force, bundle=args.bundle,
+                         executor=args.executor, address=args.address, variants=args.variant,
+                         budgets=args.budget, out=args.out, quiet=args.quiet, wide=args.wide)
+
+
+def run_and_print(recipe, *, workspace: Path | None = None, force=None, bundle: Path | None = None,
+                  executor: str | None = None, address: str | None = None, variants=None, budgets=(),
+                  out: Path | None = None, quiet: bool = False, wide: bool = False) -> int:
+    """Run a recipe as ``porter run`` does: the variants table, stage counts, the report files and budget
+    verdicts on stdout.
+
+    ``force`` is ``None`` (use the cache), ``()`` (re-run every stage) or the stage names to re-run. Returns
+    the exit code ``porter run`` would. Plugin commands (``porter score BUNDLE``) call it through porter.api.
+    """
     from porter.pipeline import run_recipe
     from porter.report.outputs import REPORT_FILES
     from porter.report.table import render_table, terminal_width
     from porter.report.verdicts import exit_code_for, format_verdict
 
-    if args.out:
+    if out:
         from porter.fsutil import make_dirs
 
         # before the run, not after it: a long run must not end on a folder it cannot write
-        make_dirs(args.out, what="the --out folder for report.json, report.md and report.html")
-    force_all = args.force is not None and len(args.force) == 0
-    force_stages = tuple(args.force or ())
-    progress = StageProgress() if not args.quiet and sys.stderr.isatty() else None
-    report = run_recipe(args.recipe, workspace=args.workspace, force_stages=force_stages, force_all=force_all,
-                        bundle=args.bundle, executor=args.executor, address=args.address, variants=args.variant,
-                        progress=progress, budgets=args.budget, on_plan=progress.begin if progress else None,
-                        out_dirs=(args.out,) if args.out else ())
+        make_dirs(out, what="the --out folder for report.json, report.md and report.html")
+    force_all = force is not None and len(force) == 0
+    force_stages = tuple(force or ())
+    progress = StageProgress() if not quiet and sys.stderr.isatty() else None
+    report = run_recipe(recipe, workspace=workspace, force_stages=force_stages, force_all=force_all,
+                        bundle=bundle, executor=executor, address=address, variants=variants,
+                        progress=progress, budgets=budgets, on_plan=progress.begin if progress else None,
+                        out_dirs=(out,) if out else ())
     verdicts = report.verdicts
     width = terminal_width(sys.stdout)
-    print(render_table(report, width=width, wide=args.wide, color=width is not None))
+    print(render_table(report, width=width, wide=wide, color=width is not None))
     c = report.stage_counts
     print(f"\nstages: {c.get('computed', 0)} computed, {c.get('cached', 0)} from cache, "
           f"{c.get('skipped', 0)} skipped, {c.get('failed', 0)} failed; {report.wall_seconds:.1f} s")
     first, *rest = REPORT_FILES
-    print(f"report: {Path(report.workspace) / first}, {', '.join(rest)}"
-          + (f" (also in {args.out})" if args.out else ""))
+    print(f"report: {Path(report.workspace) / first}, {', '.join(rest)}" + (f" (also in {out})" if out else ""))
     for v in verdicts:
         print(format_verdict(v))
     code = exit_code_for(verdicts)
