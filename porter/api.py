@@ -16,8 +16,8 @@ The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
 from __future__ import annotations
 
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
-from porter.agreement import (TensorAgreement, compare_outputs, compare_samples, compare_tensors,
-                              worst_difference)
+from porter.agreement import (TensorAgreement, combine, compare_outputs, compare_samples, compare_tensors,
+                              is_classifier_like, min_relative_tolerance, summary, top1_matches, worst_difference)
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
 from porter.cli.run import run_and_print
@@ -47,6 +47,7 @@ __all__ = [
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
     # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
     "TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "worst_difference",
+    "combine", "summary", "min_relative_tolerance", "is_classifier_like", "top1_matches",
     # precision: what a renamed or split tensor stands for (porter debug matches tensors by it), and the
     # keep-list file (atc's keep_dtype format) of nodes that stay in fp32
     "Provenance", "note_provenance", "KeepList", "read_keep_dtype",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from porter.errors import InputError
 from porter.report.model import VariantReport
 from porter.report.reader import read_report
 from porter.report.table import format_table
@@ -59,7 +60,10 @@ def compare_reports(path_a, path_b, *, budgets=()) -> tuple[str, int]:
         diff_rows += d
         metric_rows += m
     only = [f"only in A: {n}" for n in va if n not in vb] + [f"only in B: {n}" for n in vb if n not in va]
-    verdicts = evaluate_budgets(b, budgets) if budgets else []
+    try:
+        verdicts = evaluate_budgets(b, budgets) if budgets else []
+    except InputError as exc:  # the budget is checked on REPORT_B: say so
+        raise InputError(exc.message, file=path_b, field="--budget") from None
     parts = [f"A: {path_a}\nB: {path_b}", ""]
     parts.append("What differs:")
     parts.append(format_table(["where", "what", "A", "B"], diff_rows) if diff_rows else "  nothing")

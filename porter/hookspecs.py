@@ -142,13 +142,16 @@ def porter_run_reference(model, inputs, workdir: Path):
 
 
 @hookspec(firstresult=True)
-def porter_score(model, metrics, inputs, outputs):
+def porter_score(model, metrics, inputs, outputs, reference):
     """Score outputs against the inputs' references.
 
     ``model`` is the :class:`porter.specs.ModelConfig` (decoding is model-specific), ``metrics`` the tuple of
     metric names the recipe asks for, ``inputs`` the :class:`porter.artifacts.InputSet` with the references,
-    ``outputs`` an :class:`porter.artifacts.OutputSet`. Returns :class:`porter.artifacts.Metrics`, or ``None``
-    when the model is not this plugin's. Stops at the first non-None result.
+    ``outputs`` an :class:`porter.artifacts.OutputSet`. ``reference`` is the framework reference's
+    :class:`porter.artifacts.OutputSet` on the same inputs when the model's spec sets
+    ``scores_against_reference`` (output agreement), else ``None``; implementations that score against ground
+    truth need not accept it. Returns :class:`porter.artifacts.Metrics`, or ``None`` when the model is not this
+    plugin's. Stops at the first non-None result.
     """
 
 

@@ -14,13 +14,14 @@ from porter.artifacts import Metrics, OutputSet
 from porter.errors import InputError
 from porter.exec import NodeResult, get_executor
 from porter.plan import Plan, build_plan
+from porter.options import unknown_name_error
 from porter.plugins import PluginSet, load_plugins
 from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe
 from porter.report.host import host_info, library_versions
 from porter.report.model import Latency, RunReport, VariantReport
 from porter.report.outputs import write_outputs
 from porter.report.pareto import mark_pareto
-from porter.report.verdicts import evaluate_budgets
+from porter.report.verdicts import check_budget, evaluate_budgets, parse_budget
 from porter.workspace import Workspace
 
 
@@ -89,6 +90,17 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     recipe, plugins = prepare(recipe_path, workspace=workspace, bundle=bundle, extra_plugins=extra_plugins)
+    known_variants = [v.name for v in recipe.variants]
+    for name in variants or ():
+        if name not in known_variants:
+            # refused before anything runs, so the workspace's report.json of the last real run stays
+            raise unknown_name_error(file=recipe.path, field="--variant", kind="variant", name=name,
+                                     known=known_variants)
+    metric_names = {m for v in recipe.variants for m in v.metrics}
+    # before any stage runs: a mistyped --budget must not cost a whole run
+    for text in budgets:
+        check_budget(parse_budget(text, field="--budget"), metrics=metric_names,
+                     variants=[v.name for v in recipe.variants], field="--budget")
     plan = build_plan(recipe, plugins, variants=tuple(variants) if variants else None)
     if on_plan is not None:  # how many stage nodes the run has, before the first one starts
         on_plan(len(plan.nodes))
@@ -102,8 +114,11 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
     report = build_report(recipe, plugins, plan, results, started=started,
                           wall_seconds=time.perf_counter() - t0, executor=exec_name)
     try:
-        evaluate_budgets(report, [*recipe.budgets, *budgets])
+        evaluate_budgets(report, [*recipe.budgets, *budgets], metrics=metric_names)
     finally:  # a budget naming a variant the run lacks raises, but the run's results are still kept
+        # report.json/.md/.html are the workspace's latest run; reports/<recipe name>.json keeps each recipe's
+        # own, so two recipes sharing a workspace (even at once) do not erase each other's results
+        report.write(ws.root / "reports" / f"{recipe.name}.json")
         write_outputs(report, ws.root, *out_dirs)
     return report
 
@@ -140,6 +155,9 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         inputs = results[path.preprocess].value
         if inputs is not None and inputs.details.get("dropped_characters", {}).get("count"):
             vr.details["dropped_characters"] = inputs.details["dropped_characters"]
+        if inputs is not None and inputs.details.get("random_inputs"):
+            # a dataset that drew its inputs at random says so: its speed figures hold, its accuracy does not
+            vr.details["random_inputs"] = str(inputs.details.get("note") or "random inputs")
         export = results[path.export].value if path.export else None
         if export is not None:
             vr.checks = list(export.checks)

@@ -118,12 +118,19 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
         pre = add("preprocess", "datasets", variant.dataset.name, (variant.dataset, variant.model),
                   {"dataset": data_fp, "model": model_fp}, {})
 
+        # the reference run's key depends only on the model and its inputs, so a reference variant and the
+        # agreement scores of the other variants share one run
+        ref_run = None
+        if variant.reference or getattr(mspec, "scores_against_reference", False):
+            ref_run = add("run_reference", "models", variant.model.name, variant.model, {"model": model_fp},
+                          {"inputs": pre}, label="reference")
+        score_inputs = {"reference": ref_run} if getattr(mspec, "scores_against_reference", False) else {}
+
         if variant.reference:
-            run = add("run_reference", "models", variant.model.name, variant.model, {"model": model_fp},
-                      {"inputs": pre}, label="reference")
             score = add("score", "models", variant.model.name, (variant.model, variant.metrics),
-                        {"model": model_fp, "metrics": list(variant.metrics)}, {"inputs": pre, "outputs": run})
-            paths.append(VariantPath(variant, pre, None, (), None, run, score))
+                        {"model": model_fp, "metrics": list(variant.metrics)},
+                        {"inputs": pre, "outputs": ref_run, **score_inputs})
+            paths.append(VariantPath(variant, pre, None, (), None, ref_run, score))
             continue
 
         exp = add("export", "models", variant.model.name, variant.model, {"model": model_fp}, {"inputs": pre})
@@ -147,7 +154,8 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
         run = add("run", "targets", variant.target.name, variant.target,
                   {"target": variant.target.name, "flags": flag_fp}, {"compiled": comp, "inputs": pre})
         score = add("score", "models", variant.model.name, (variant.model, variant.metrics),
-                    {"model": model_fp, "metrics": list(variant.metrics)}, {"inputs": pre, "outputs": run})
+                    {"model": model_fp, "metrics": list(variant.metrics)},
+                    {"inputs": pre, "outputs": run, **score_inputs})
         paths.append(VariantPath(variant, pre, exp, tuple(fixes), comp, run, score))
     return Plan(nodes, paths)
 

@@ -142,7 +142,7 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context
     if node.stage == "score":
         model, metrics = node.config
         out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
-                                outputs=upstream["outputs"])
+                                outputs=upstream["outputs"], reference=upstream.get("reference"))
         if out is None:
             raise _no_answer(node, f"model {model.name!r}")
         return out

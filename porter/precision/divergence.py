@@ -18,7 +18,13 @@ from pathlib import Path
 from porter.agreement import TensorAgreement, combine, compare_tensors
 from porter.artifacts import InputSet
 from porter.fsutil import atomic_write_bytes, atomic_write_text
-from porter.precision.matching import TensorMatch, match_tensors, producers, take
+from porter.precision.matching import (
+    TensorMatch,
+    aligned,
+    match_tensors,
+    producers,
+    take,
+)
 from porter.precision.probe import Feed, TensorProbe, choose_feeds, feed_arrays
 
 # ops that move or reshape values without computing new ones: their rows repeat the layer before them
@@ -86,9 +92,7 @@ def _compare(match: TensorMatch, ref: dict, new: dict) -> TensorAgreement | None
         return None  # not a float tensor on one side
     a = take(ref[match.reference], match.source_slices)
     b = take(new[match.variant], match.slices)
-    if a.dtype != b.dtype:  # an fp16 tensor against its fp32 original: the values are the question, not the type
-        b = b.astype(a.dtype)
-    return compare_tensors(match.reference, a, b)
+    return compare_tensors(match.reference, a, aligned(a, b))
 
 
 def diverge(reference_path: Path, variant_path: Path, inputs: InputSet, *, variant: str, workdir: Path,

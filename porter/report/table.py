@@ -44,6 +44,9 @@ def fmt(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
         return "-"
     if isinstance(value, float):
+        # agreement metrics live far below what two decimals show (max abs error 3e-07)
+        if value != 0 and abs(value) < 0.5 * 10 ** -digits:
+            return f"{value:.2g}"
         return f"{value:.{digits}f}"
     return str(value)
 
@@ -51,6 +54,8 @@ def fmt(value, digits: int = 2) -> str:
 def signed(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if value != 0 and abs(value) < 0.005:
+        return f"{value:+.2g}"
     return f"{value:+.2f}"
 
 
@@ -254,6 +259,9 @@ def render_table(report: RunReport, *, width: int | None = None, wide: bool = Fa
             if not wide:
                 line = textwrap.fill(line, width=width, subsequent_indent="    ", break_long_words=False)
             out.append(_colour_status(line, v.status) if color else line)
+    for v in report.variants:
+        if v.details.get("random_inputs"):
+            out.append(f"{v.name}: {v.details['random_inputs']}")
     return "\n".join(out)
 
 

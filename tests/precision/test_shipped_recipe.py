@@ -20,7 +20,7 @@ def test_shipped_recipe_loses_accuracy_in_fp16_and_the_searched_keep_list_restor
     assert rows["fp16_preview"]["deltas"]["error_rate"] >= 10
     assert rows["fp16_kept"]["deltas"]["error_rate"] == 0
     assert "--keep_dtype=" in (tmp_path / ".porter" / "precision_search_bundle" / "run.sh").read_text()
-    code, out, err = fragile.porter("precision-search", recipe, "--variant", "fp16_preview", "--budget",
+    code, _, err = fragile.porter("precision-search", recipe, "--variant", "fp16_preview", "--budget",
                                     "delta_error_rate<=0")
     assert code == 0, err
     emitted = tmp_path / ".porter" / "precision_search" / "precision" / "fp16_preview" / "keep_dtype.cfg"
