@@ -170,6 +170,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.compile_seconds = compiled.compile_seconds or results[path.compile].record.seconds
             vr.model_size_bytes = compiled.size_bytes or vr.model_size_bytes
             vr.details["compile"] = dict(compiled.details)
+            vr.checks = [*vr.checks, *compiled.checks]
         outputs: OutputSet | None = results[path.run].value
         if outputs is not None:
             t = outputs.timing
@@ -177,7 +178,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
                                     mean=(sum(t.latencies_ms) / len(t.latencies_ms)) if t.latencies_ms else math.nan,
                                     samples=tuple(t.latencies_ms))
             vr.throughput = t.throughput
-            vr.estimate = outputs.estimate or any(
+            vr.estimate = outputs.estimate or bool(compiled and compiled.estimate) or any(
                 getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in v.passes)
             vr.details["run"] = dict(outputs.details)
         metrics: Metrics | None = results[path.score].value
