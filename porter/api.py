@@ -21,9 +21,12 @@ from porter.agreement import (TensorAgreement, compare_outputs, compare_samples,
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
+from porter.fsutil import atomic_copy, atomic_path, atomic_write_bytes, atomic_write_text, file_lock
+from porter.hashing import digest, file_digest
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, stack_batch
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
                           PassSpec, TargetConfig, TargetSpec)
+from porter.suggest import closest, suggest
 
 __all__ = [
     # markers
@@ -36,6 +39,9 @@ __all__ = [
     "SampleScore", "Metrics", "write_sample",
     # errors
     "PorterError", "InputError", "RecipeError", "ToolMissingError", "StageError",
+    # one implementation each of writing a file atomically, hashing, locking and suggesting a misspelt name
+    "atomic_write_text", "atomic_write_bytes", "atomic_path", "atomic_copy", "file_lock", "digest", "file_digest",
+    "suggest", "closest",
     # ONNX helpers
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
     # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
