@@ -16,16 +16,20 @@ The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
 from __future__ import annotations
 
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
-from porter.agreement import (TensorAgreement, compare_outputs, compare_samples, compare_tensors,
-                              worst_difference)
+from porter.agreement import (TensorAgreement, combine, compare_outputs, compare_samples, compare_tensors,
+                              is_classifier_like, min_relative_tolerance, summary, top1_matches, worst_difference)
 from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
                               SampleScore, TensorSpec, Timing, write_sample)
+from porter.cli.run import run_and_print
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
 from porter.fsutil import atomic_copy, atomic_path, atomic_write_bytes, atomic_write_text, file_lock
 from porter.hashing import digest, file_digest
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, stack_batch
+from porter.pipeline import run_recipe
+from porter.precision.keeplist import KeepList, read_keep_dtype
+from porter.precision.provenance import Provenance, note_provenance
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
-                          PassSpec, TargetConfig, TargetSpec)
+                          PassSpec, StageContext, TargetConfig, TargetSpec)
 from porter.suggest import closest, suggest
 
 __all__ = [
@@ -33,7 +37,7 @@ __all__ = [
     "PROJECT_NAME", "__version__", "hookimpl", "hookspec",
     # what plugins register, and the validated configs the stage hooks receive
     "Option", "ModelSpec", "DatasetSpec", "PassSpec", "TargetSpec", "MetricSpec",
-    "ModelConfig", "DatasetConfig", "PassConfig", "TargetConfig",
+    "ModelConfig", "DatasetConfig", "PassConfig", "TargetConfig", "StageContext",
     # the artifacts stages hand each other
     "TensorSpec", "ParityCheck", "PassRecord", "OnnxModel", "CompiledModel", "InputSet", "OutputSet", "Timing",
     "SampleScore", "Metrics", "write_sample",
@@ -46,4 +50,10 @@ __all__ = [
     "model_io", "op_counts", "opset_of", "feeds_for", "stack_batch", "session",
     # the one numeric comparison (porter.agreement): outputs against a reference, NaN/missing/shape as problems
     "TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "worst_difference",
+    "combine", "summary", "min_relative_tolerance", "is_classifier_like", "top1_matches",
+    # precision: what a renamed or split tensor stands for (porter debug matches tensors by it), and the
+    # keep-list file (atc's keep_dtype format) of nodes that stay in fp32
+    "Provenance", "note_provenance", "KeepList", "read_keep_dtype",
+    # running a recipe from a plugin's own command (`porter score BUNDLE`): the report, or the report printed
+    "run_recipe", "run_and_print",
 ]

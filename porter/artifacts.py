@@ -120,6 +120,12 @@ class InputSet:
     def load(self, index: int) -> dict[str, np.ndarray]:
         return read_sample(self.path, index)
 
+    def sample_file(self, index: int) -> Path:
+        """The file holding sample ``index`` (to hash or copy it whole; read its arrays with :meth:`load`)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} of an input set of {len(self)}")
+        return _sample_file(self.path, index)
+
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):
             yield self.load(i)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from porter import __version__
 from porter.artifacts import Metrics, OutputSet
+from porter.errors import InputError
 from porter.exec import NodeResult, get_executor
 from porter.plan import Plan, build_plan
 from porter.plugins import PluginSet, load_plugins
@@ -43,6 +44,10 @@ def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None =
     with _importable_from(path.parent):
         plugins = load_plugins(modules, extra_objects=extra_plugins)
     recipe = validate_recipe(raw, path, plugins, workspace=workspace)
+    if bundle is not None and not bundle_writers(recipe, plugins):
+        writers = sorted(n for n, s in plugins.registry.specs["targets"].items() if s.writes_bundle)
+        raise InputError(f"--bundle {bundle}: no variant of {path} has a target that writes device bundles "
+                         f"(targets that do: {', '.join(writers) or 'none installed'})", field="--bundle")
     bundle = bundle or recipe.bundle
     if bundle is not None:
         recipe = with_bundle(recipe, plugins, Path(bundle).resolve())
@@ -50,15 +55,26 @@ def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None =
 
 
 def with_bundle(recipe: Recipe, plugins: PluginSet, bundle: Path) -> Recipe:
-    """Give every target that can write a device bundle (a ``bundle_dir`` flag) this bundle folder."""
+    """Give every target that can write a device bundle (``TargetSpec.writes_bundle``) this bundle folder."""
     variants = []
     for v in recipe.variants:
         spec = plugins.registry.get("targets", v.target.name) if v.target else None
-        if spec is not None and "bundle_dir" in spec.flags and not v.target.flags.get("bundle_dir"):
-            target = dataclasses.replace(v.target, flags={**v.target.flags, "bundle_dir": bundle})
-            v = dataclasses.replace(v, target=target)
+        if spec is not None and spec.writes_bundle and v.target.bundle is None:
+            v = dataclasses.replace(v, target=dataclasses.replace(v.target, bundle=bundle))
         variants.append(v)
     return dataclasses.replace(recipe, variants=tuple(variants), bundle=bundle)
+
+
+def bundle_writers(recipe: Recipe, plugins: PluginSet, variants=None) -> list[str]:
+    """The variants (of ``variants``, default all) whose target can write a device bundle."""
+    names = []
+    for v in recipe.variants:
+        if v.target is None or (variants and v.name not in variants):
+            continue
+        spec = plugins.registry.get("targets", v.target.name)
+        if spec is not None and spec.writes_bundle:
+            names.append(v.name)
+    return names
 
 
 def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), force_all: bool = False,
@@ -117,6 +133,9 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         inputs = results[path.preprocess].value
         if inputs is not None and inputs.details.get("dropped_characters", {}).get("count"):
             vr.details["dropped_characters"] = inputs.details["dropped_characters"]
+        if inputs is not None and inputs.details.get("random_inputs"):
+            # a dataset that drew its inputs at random says so: its speed figures hold, its accuracy does not
+            vr.details["random_inputs"] = str(inputs.details.get("note") or "random inputs")
         export = results[path.export].value if path.export else None
         if export is not None:
             vr.checks = list(export.checks)

@@ -17,6 +17,8 @@ from porter.agreement import compare_samples, first_problem, summary, worst_diff
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
 from porter.plan import StageNode
 from porter.hashing import digest, file_digest
+from porter.precision.provenance import carry_provenance, read_provenance
+from porter.specs import StageContext
 from porter.workspace import Workspace
 
 
@@ -68,7 +70,9 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
         workdir = workspace.new_workdir(node.stage, node.key)
         try:
             with measure() as m:
-                value = _call_stage(node, upstream, plugins, workdir)
+                context = StageContext(stage=node.stage, workspace=workspace.root, recipe_path=node.recipe_path,
+                                       variant=variant)
+                value = _call_stage(node, upstream, plugins, workdir, context)
             art_digest = _artifact_digest(value)
             record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "added_mb": m.added_mb,
                       "artifact_digest": art_digest,
@@ -114,7 +118,7 @@ def _no_answer(node: StageNode, what: str):
                       "is that plugin installed and does it implement the hook?")
 
 
-def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
+def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context: StageContext):
     hook = plugins.hook
     if node.stage == "preprocess":
         dataset, model = node.config
@@ -137,13 +141,13 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
     if node.stage == "compile":
-        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir)
+        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
     if node.stage == "run":
         out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
-                              workdir=workdir)
+                              workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
@@ -155,7 +159,7 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
     if node.stage == "score":
         model, metrics = node.config
         out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
-                                outputs=upstream["outputs"])
+                                outputs=upstream["outputs"], reference=upstream.get("reference"))
         if out is None:
             raise _no_answer(node, f"model {model.name!r}")
         return out
@@ -178,11 +182,13 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
     graph_pass = node.config
     before = onnx.load(str(model.path))
     ops_before = op_counts(before)
+    prior = read_provenance(before)  # before the pass: it may rewrite ``before`` in place
     t0 = time.perf_counter()
     after = plugins.hook.porter_graph_fix(graph_pass=graph_pass, model=before)
     seconds = time.perf_counter() - t0
     if after is None:
         raise _no_answer(node, f"graph pass {graph_pass.name!r}")
+    carry_provenance(prior, after)
     out_path = workdir / "model.onnx"
     onnx.save(after, str(out_path))
     try:

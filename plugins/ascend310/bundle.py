@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 from contextlib import contextmanager
@@ -26,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from porter.api import InputSet, TensorSpec
-from porter.api import InputError
+from porter.api import InputSet, StageContext, TensorSpec
+from porter.api import InputError, run_and_print
 from porter.api import atomic_copy, atomic_write_text, file_digest, file_lock
 
 from porter_ascend310.runners import RunLayout, log_name, runner_argv, write_input_files
@@ -36,9 +35,6 @@ FORMAT = "porter-ascend310-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 RUN_SCRIPT = "run.sh"
-# How a bundle learns which recipe and workspace produced it (set by `porter run`), for `porter score`.
-RECIPE_VARIABLE = "PORTER_RECIPE"
-WORKSPACE_VARIABLE = "PORTER_WORKSPACE"
 SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 
 
@@ -87,23 +83,17 @@ def locked(bundle: Path) -> Iterator[None]:
         yield
 
 
-def run_context(workdir: Path | None = None) -> dict[str, str | None]:
-    """Recipe and workspace of the `porter run` writing this bundle, for `porter score`.
-
-    The runner may announce them in $PORTER_RECIPE / $PORTER_WORKSPACE; otherwise the workspace is found from
-    the stage's work directory (``<workspace>/artifacts/<stage>/<tmp>``) and the recipe from the report.json
-    that `porter run` leaves in the workspace.
-    """
-    workspace = os.environ.get(WORKSPACE_VARIABLE) or None
-    if workspace is None and workdir is not None:
-        parents = Path(workdir).resolve().parents
-        if len(parents) > 2 and parents[1].name == "artifacts":
-            workspace = str(parents[2])
-    return {"recipe": os.environ.get(RECIPE_VARIABLE) or None, "workspace": workspace}
+def run_context(context: StageContext | None) -> dict[str, str | None]:
+    """Recipe and workspace of the `porter run` writing this bundle, for `porter score`."""
+    if context is None:
+        return {"recipe": None, "workspace": None}
+    return {"recipe": str(Path(context.recipe_path).resolve()) if context.recipe_path else None,
+            "workspace": str(Path(context.workspace).resolve())}
 
 
 def recipe_of_workspace(workspace: str | Path | None) -> str | None:
-    """The recipe path recorded in a workspace's report.json, if there is one."""
+    """The recipe path recorded in a workspace's report.json, if there is one (bundles older than the
+    manifest's own ``recipe``)."""
     if not workspace:
         return None
     try:
@@ -141,7 +131,7 @@ def model_key(name: str, *parts: bytes | str) -> str:
 
 
 def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, details: Mapping[str, Any],
-              om_file: Path | None = None, workdir: Path | None = None) -> ModelEntry:
+              om_file: Path | None = None, context: StageContext | None = None) -> ModelEntry:
     """Put one model into the bundle.
 
     ``plan(onnx_rel, output_stem_rel, path_text)`` returns the atc argv and aoe argvs with bundle-relative
@@ -167,7 +157,7 @@ def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, 
     entry = ModelEntry(key=key, onnx=onnx_rel, om=om_rel, om_ready=om_file is not None,
                        atc_argv=[] if om_file is not None else list(atc_argv),
                        aoe_argvs=[] if om_file is not None else [list(a) for a in aoe_argvs],
-                       details={**dict(details), **run_context(workdir)})
+                       details={**dict(details), **run_context(context)})
     with locked(bundle):
         atomic_write_text(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
         regenerate(bundle)
@@ -180,7 +170,7 @@ def input_set_key(inputs: InputSet, layout: RunLayout) -> str:
     sha.update(json.dumps({"inputs": specs_json(layout.inputs), "dirs": list(layout.input_dirs),
                            "stems": list(layout.stems)}, sort_keys=True).encode())
     for index in range(len(inputs)):
-        sha.update(file_digest(inputs.path / "samples" / f"{index:06d}.npz").encode())
+        sha.update(file_digest(inputs.sample_file(index)).encode())
     return f"set-{sha.hexdigest()[:12]}"
 
 
@@ -206,7 +196,7 @@ def run_output_dir(bundle: Path, key: str) -> Path:
 
 def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout, *,
             runner_command: Sequence[str], details: Mapping[str, Any] | None = None,
-            workdir: Path | None = None) -> str:
+            context: StageContext | None = None) -> str:
     """Record one run (inputs written, command line added to run.sh); returns its key."""
     bundle = Path(bundle)
     set_key = input_set_key(inputs, layout)
@@ -216,7 +206,7 @@ def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout
     argv = runner_argv(runner_command, model.om, [f"{folder}/{d}" for d in layout.input_dirs], output, layout)
     entry = {"key": key, "model": model.key, "input_set": set_key, "output_dir": output, "argv": argv,
              "log": f"{output}/{log_name(layout)}", "sample_ids": list(inputs.sample_ids),
-             "layout": layout.to_json(), **dict(details or {}), **run_context(workdir)}
+             "layout": layout.to_json(), **dict(details or {}), **run_context(context)}
     with locked(bundle):
         atomic_write_text(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
         regenerate(bundle)
@@ -347,9 +337,7 @@ def returned_runs(bundle: Path, manifest: Mapping[str, Any]) -> tuple[list[str],
 
 def score_bundle(bundle: Path, *, recipe: str | None = None, workspace: str | None = None,
                  force: bool = False) -> int:
-    """Re-run the bundle's recipe with ``--bundle`` so the returned outputs go through the normal pipeline."""
-    from porter.cli.main import main as porter_main
-
+    """Re-run the bundle's recipe with its bundle so the returned outputs go through the normal pipeline."""
     bundle = Path(bundle).resolve()
     manifest = read_manifest(bundle)
     workspace = workspace or manifest.get("workspace")
@@ -361,16 +349,8 @@ def score_bundle(bundle: Path, *, recipe: str | None = None, workspace: str | No
     done, waiting = returned_runs(bundle, manifest)
     print(f"porter score: {len(done)} of {len(done) + len(waiting)} runs in {bundle} have outputs"
           + (f"; still waiting for {', '.join(waiting)}" if waiting else ""))
-    argv = ["run", str(recipe), "--bundle", str(bundle)]
-    if workspace:
-        argv += ["--workspace", str(workspace)]
-    if force:
-        argv += ["--force", "run"]
-    try:
-        code = porter_main(argv)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    return int(code or 0)
+    return run_and_print(recipe, workspace=Path(workspace) if workspace else None, bundle=bundle,
+                         force=("run",) if force else None)
 
 
 def add_score_command(subparsers) -> None:
@@ -390,5 +370,5 @@ __all__ = [
     "score_bundle", "add_score_command", "returned_runs",
     "FORMAT", "FORMAT_VERSION", "ModelEntry", "BundleError", "inside", "check_key", "model_key", "add_model",
     "add_run", "input_set_key", "run_key", "run_output_dir", "load_run_layout", "build_manifest",
-    "build_script", "regenerate", "read_manifest", "run_context", "RECIPE_VARIABLE", "WORKSPACE_VARIABLE",
+    "build_script", "regenerate", "read_manifest", "run_context",
 ]

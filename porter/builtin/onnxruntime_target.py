@@ -22,8 +22,12 @@ FLAGS = {
     "graph_optimization_level": Option("str", "all", ("disable", "basic", "extended", "all"),
                                        "ONNX Runtime graph optimisation level"),
     "save_optimized": Option("bool", True, help="save the optimised graph as the compiled artifact"),
-    "quantize": Option("str", "none", ("none", "int8_dynamic"),
-                       "int8 dynamic quantisation of MatMul/LSTM/Gemm weights (onnxruntime.quantization)"),
+    "quantize": Option("str", "none", ("none", "int8_dynamic", "int8_dynamic_conv"),
+                       "int8 dynamic quantisation of MatMul/LSTM/Gemm weights (onnxruntime.quantization); "
+                       "int8_dynamic_conv quantises the convolutions too"),
+    "keep_dtype": Option("path", help="keep-list in atc's --keep_dtype format (node names, or OpType::Type lines): "
+                                      "those nodes stay fp32 when quantize is set (quantize_dynamic's "
+                                      "nodes_to_exclude)"),
     "intra_op_threads": Option("int", 0, help="threads inside one op; 0 lets ONNX Runtime choose"),
     "inter_op_threads": Option("int", 0, help="threads across ops (parallel execution mode only)"),
     "execution_mode": Option("str", "sequential", ("sequential", "parallel")),
@@ -40,6 +44,21 @@ FLAGS = {
 # how the run stage runs, not what the compiled model is: changing them reuses the compile
 RUN_FLAGS = frozenset({"intra_op_threads", "inter_op_threads", "execution_mode", "warmup", "batching",
                        "batch_size", "max_batch_frames"})
+
+
+QUANTIZED_OPS = {"int8_dynamic": ["MatMul", "Gemm", "LSTM", "GRU", "Attention"],
+                 "int8_dynamic_conv": ["MatMul", "Gemm", "LSTM", "GRU", "Attention", "Conv"]}
+
+
+def _kept_nodes(path: Path, keep_dtype) -> list[str]:
+    """The names of the nodes a keep-list keeps (by name or op type) in the model at ``path``."""
+    if not keep_dtype:
+        return []
+    from porter.precision.keeplist import read_keep_dtype
+
+    keep = read_keep_dtype(keep_dtype)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.name and keep.keeps(n.name, n.op_type)]
 
 
 @hookimpl
@@ -68,16 +87,17 @@ def porter_compile(target, model, workdir: Path):
     flags = target.flags
     t0 = time.perf_counter()
     src = workdir / "model.onnx"
-    if flags["quantize"] == "int8_dynamic":
+    if flags["quantize"] in QUANTIZED_OPS:
         import logging
 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        op_types = QUANTIZED_OPS[flags["quantize"]]
         # the quantiser logs a generic pre-processing hint on the root logger at every call
         logging.disable(logging.WARNING)
         try:
-            quantize_dynamic(str(model.path), str(src), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm", "LSTM", "GRU", "Attention"])
+            quantize_dynamic(str(model.path), str(src), weight_type=QuantType.QInt8, op_types_to_quantize=op_types,
+                             nodes_to_exclude=_kept_nodes(model.path, flags.get("keep_dtype")))
         finally:
             logging.disable(logging.NOTSET)
     else:

@@ -103,3 +103,83 @@ def test_padded_batch_equals_v3(loaded):
     np.testing.assert_array_equal(out_lengths.numpy(), np.load(FIXTURE / "bilstm_h64_l2.batch_out_lens.npy"))
     assert tuple(probs.shape) == theirs.shape
     assert float(np.abs(probs.numpy() - theirs).max()) <= 1e-5
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(loaded, tmp_path_factory):
+    from porter_deepspeech.export import Example, ExportSettings, export_checked
+
+    checkpoint, model = loaded
+    examples = [Example(id=name, spect=spect_of(name, checkpoint.spect_cfg)[None, None]) for name in UTTERANCES]
+    exported = export_checked(model, examples, ExportSettings(dynamic=True), tmp_path_factory.mktemp("onnx"))
+    assert all(check.passed for check in exported.checks)
+    return exported
+
+
+def test_onnx_export_reproduces_v3_alone_and_in_a_padded_batch(loaded, dynamic_onnx):
+    import onnxruntime as ort
+
+    checkpoint, _ = loaded
+    session = ort.InferenceSession(str(dynamic_onnx.path), providers=["CPUExecutionProvider"])
+    for name in UTTERANCES:
+        spect = spect_of(name, checkpoint.spect_cfg)[None, None]
+        probs, out_lengths = session.run(None, {"spect": spect,
+                                                "lengths": np.array([spect.shape[-1]], dtype=np.int32)})
+        theirs = np.load(FIXTURE / f"bilstm_h64_l2.{name}.probs.npy")
+        assert probs.shape == theirs.shape and int(out_lengths[0]) == theirs.shape[1]
+        assert float(np.abs(probs - theirs).max()) <= 1e-4, name
+    batch, lengths = padded_batch(checkpoint.spect_cfg)
+    probs, out_lengths = session.run(None, {"spect": batch, "lengths": lengths})
+    np.testing.assert_array_equal(out_lengths, np.load(FIXTURE / "bilstm_h64_l2.batch_out_lens.npy"))
+    theirs = np.load(FIXTURE / "bilstm_h64_l2.batch_probs.npy")
+    # V3.0's padded rows hold softmax over zero-padded steps past each length; compare the valid frames
+    for row, length in enumerate(out_lengths):
+        assert float(np.abs(probs[row, :length] - theirs[row, :length]).max()) <= 1e-4
+
+
+ASCEND_PASSES = ["cleanup", "fold_batchnorm_into_conv", "fold_batchnorm_into_lstm", "split_bidirectional_lstm",
+                 "direction_sum_to_add", "cancel_transposes", "fold_batchnorm_into_matmul", "pad_rnn_to_multiple",
+                 "cleanup"]
+
+
+def test_recipe_over_the_three_utterances(tmp_path, capsys):
+    """Reference, ONNX Runtime and the Ascend pass chain on the V3.0 checkpoint: same transcripts, every check
+    within its tolerance."""
+    import yaml
+
+    from porter.cli.main import main
+
+    lines = [f"{FIXTURE / f'{name}.wav'},{FIXTURE / f'{name}.txt'}" for name in UTTERANCES]
+    manifest = tmp_path / "fixture_manifest.csv"
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recipe = {
+        "name": "v3_fixture",
+        "model": {"name": "deepspeech", "options": {"checkpoint": str(CKPT)},
+                  "export": {"dynamic": False, "static_length": 160}},
+        "dataset": {"name": "an4", "options": {"manifest": str(manifest)}},
+        "target": {"name": "onnxruntime", "flags": {"warmup": 0}},
+        "metrics": ["wer", "cer"],
+        "variants": {"pytorch": {"reference": True}, "onnxruntime_fp32": {},
+                     "onnxruntime_ascend_passes": {"graph_fix": ASCEND_PASSES}},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    code = main(["run", str(path), "--workspace", str(tmp_path / "ws"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err + out
+    report = json.loads((tmp_path / "ws" / "report.json").read_text())
+    variants = {v["name"]: v for v in report["variants"]}
+    assert all(v["status"] == "ok" for v in variants.values())
+    reference = [s["hypothesis"] for s in variants["pytorch"]["samples"]]
+    assert [s["reference"] for s in variants["pytorch"]["samples"]] == [INDEX["utterances"][n] for n in UTTERANCES]
+    for name in ("onnxruntime_fp32", "onnxruntime_ascend_passes"):
+        variant = variants[name]
+        assert [s["hypothesis"] for s in variant["samples"]] == reference, name
+        assert variant["metrics"] == variants["pytorch"]["metrics"]
+        assert variant["checks"] and all(c["max_abs_diff"] <= c["tolerance"] for c in variant["checks"])
+    records = variants["onnxruntime_ascend_passes"]["pass_records"]
+    assert [r["name"] for r in records] == ASCEND_PASSES
+    assert all(r["check"]["max_abs_diff"] <= r["check"]["tolerance"] and not r["check"]["problem"]
+               for r in records)
+    # the chain did what it is for: no bidirectional LSTM and no BatchNormalization left
+    assert "BatchNormalization" not in records[-1]["ops_after"] and records[-1]["ops_after"]["LSTM"] == 4

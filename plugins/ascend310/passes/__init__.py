@@ -55,7 +55,8 @@ _SPECS = [
                     "time-major with Transposes.",
         options={"include_reverse": Option("bool", True, help="also turn direction=reverse nodes into forward "
                                                               "nodes on reversed input")},
-        version=VERSION, tolerance=1e-5), split_bidirectional_lstm),
+        # 2: records which half of Y each direction's output is (porter debug's provenance)
+        version="2", tolerance=1e-5), split_bidirectional_lstm),
     (PassSpec(
         name="direction_sum_to_add",
         description="Replace a sum over a bidirectional RNN's direction axis (Reshape [T,B,2,H] + ReduceSum, or "
@@ -92,7 +93,11 @@ _SPECS = [
                     "activation through Cast(fp16)→Cast(fp32), so ONNX Runtime on the CPU estimates what fp16 "
                     "storage (atc precision_mode=force_fp16) does to the outputs. Not equivalent to the device.",
         options={"activations": Option("bool", True, help="round activations, not just weights"),
-                 "inputs": Option("bool", True, help="round float graph inputs too")},
+                 "inputs": Option("bool", True, help="round float graph inputs too"),
+                 "keep_dtype": Option("path", help="keep-list in atc's --keep_dtype format (node names, or "
+                                                   "OpType::Type lines): those nodes stay fp32, as atc keeps them"),
+                 "format": Option("str", "fp16", ("fp16", "bf16"),
+                                  help="fp16 (Ascend 310) or bf16 (the bf16 precision modes of newer chips)")},
         version=VERSION, tolerance=5e-2, estimate=True), emulate_fp16),
 ]
 
