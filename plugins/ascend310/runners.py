@@ -34,9 +34,9 @@ RUN_FLAGS: dict[str, Option] = {
     "runner": Option("str", default="msame", choices=RUNNERS, help="tool that runs the .om over the inputs"),
     "outfmt": Option("str", default="BIN", choices=("BIN", "TXT", "NPY"),
                      help="output file format (msame: BIN|TXT; ais_bench: BIN|NPY|TXT); BIN and NPY are exact"),
-    "device": Option("int", help="NPU device id"),
-    "warmup_count": Option("int", help="ais_bench warm-up inferences before timing (its default is 1)"),
-    "loop": Option("int", help="ais_bench: run the input set this many times"),
+    "device": Option("int", min=0, max=1023, help="NPU device id"),
+    "warmup_count": Option("int", min=0, max=100_000, help="ais_bench warm-up inferences before timing (its default is 1)"),
+    "loop": Option("int", min=1, max=1_000_000, help="ais_bench: run the input set this many times"),
 }
 
 

@@ -18,6 +18,9 @@ from porter.specs import Option, TargetSpec
 PLUGIN_VERSION = __version__
 TARGET = "onnxruntime"
 
+# ONNX Runtime takes any thread count; more than this is a typo, not a machine
+MAX_THREADS = 1024
+
 FLAGS = {
     "graph_optimization_level": Option("str", "all", ("disable", "basic", "extended", "all"),
                                        "ONNX Runtime graph optimisation level"),
@@ -28,15 +31,17 @@ FLAGS = {
     "keep_dtype": Option("path", help="keep-list in atc's --keep_dtype format (node names, or OpType::Type lines): "
                                       "those nodes stay fp32 when quantize is set (quantize_dynamic's "
                                       "nodes_to_exclude)"),
-    "intra_op_threads": Option("int", 0, help="threads inside one op; 0 lets ONNX Runtime choose"),
-    "inter_op_threads": Option("int", 0, help="threads across ops (parallel execution mode only)"),
+    "intra_op_threads": Option("int", 0, min=0, max=MAX_THREADS,
+                               help="threads inside one op; 0 lets ONNX Runtime choose"),
+    "inter_op_threads": Option("int", 0, min=0, max=MAX_THREADS,
+                               help="threads across ops (parallel execution mode only)"),
     "execution_mode": Option("str", "sequential", ("sequential", "parallel")),
-    "warmup": Option("int", 2, help="untimed runs before measuring"),
+    "warmup": Option("int", 2, min=0, max=10_000, help="untimed runs before measuring"),
     "batching": Option("str", "none", ("none", "bucketed"),
                        "none: one sample at a time (padded to static shapes); bucketed: sort by length and batch "
                        "(needs dynamic batch and time axes)"),
-    "batch_size": Option("int", 8, help="samples per batch when batching is bucketed"),
-    "max_batch_frames": Option("int", 0, help="bucketed batching: cap on samples x padded length, the length being "
+    "batch_size": Option("int", 8, min=1, max=65_536, help="samples per batch when batching is bucketed"),
+    "max_batch_frames": Option("int", 0, min=0, max=10**12, help="bucketed batching: cap on samples x padded length, the length being "
                                               "a sample's extent along its inputs' dynamic non-batch axes (frames "
                                               "of a spectrogram), so batches of long samples hold fewer of them; "
                                               "0: no cap"),

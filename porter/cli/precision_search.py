@@ -61,7 +61,8 @@ def run(args) -> int:
                                 progress=progress)
         knob = find_knob(graphs.variant, plugins, graphs)
         divergence = diverge(graphs.reference, graphs.graph, graphs.inputs, variant=args.variant,
-                             workdir=out / "divergence", samples=args.samples)
+                             workdir=out / "divergence", samples=args.samples,
+                             names_from=graphs.compile_input)
         write(divergence, out / "divergence")
         candidates = rank_candidates(divergence, onnx.load(str(knob.graph), load_external_data=False),
                                      args.max_candidates)
