@@ -122,6 +122,7 @@ def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
                               field=field)
         if opt.kind == "float":
             value = float(value)
+
         if opt.kind == "list":
             value = list(value)
         _check_range(value, opt, file=file, field=field)
