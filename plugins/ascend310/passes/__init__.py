@@ -84,7 +84,7 @@ _SPECS = [
         description="Pad LSTM/GRU/RNN hidden sizes (and input sizes) to a multiple with zero weights and zero "
                     "initial states, so the extra units stay exactly zero; outputs are sliced back, and the "
                     "slice is absorbed into the next RNN's or MatMul's weights (zero columns/rows) where it can.",
-        options={"multiple": Option("int", 16, help="size multiple (16: Ascend fp16 cube)"),
+        options={"multiple": Option("int", 16, min=1, max=4096, help="size multiple (16: Ascend fp16 cube)"),
                  "pad_input": Option("bool", True, help="also pad input sizes, with a zero Pad of X")},
         version=VERSION, tolerance=1e-5), pad_rnn_to_multiple),
     (PassSpec(

@@ -33,8 +33,9 @@ _NAMES = {
 _TRUST = Option("bool", False, help="allow loading a file that carries code (a TorchScript program, or a .pt2 "
                                     "whose objects need a full unpickle); only for files you trust")
 _TORCH_EXPORT_OPTIONS = {
-    "opset": Option("int", 17, help="ONNX opset of the export"),
-    "tolerance": Option("float", 1e-4, help="largest |onnx - torch| accepted by the export's check"),
+    "opset": Option("int", 17, min=7, max=20,
+                    help="ONNX opset of the export (torch's TorchScript-based exporter writes 7 to 20)"),
+    "tolerance": Option("float", 1e-4, min=0.0, help="largest |onnx - torch| accepted by the export's check"),
     "dynamic": Option("bool", True, help="axes dynamic in the program (or named in shapes) stay dynamic in ONNX"),
 }
 
@@ -49,7 +50,7 @@ def porter_register_models():
             **_NAMES,
             "shapes": Option("dict", help="input name -> list of dims: an int makes that axis static, a name makes "
                                           "it dynamic, null keeps it"),
-        }, export_options={"tolerance": Option("float", 1e-5, help="largest |edited - as given| accepted when "
+        }, export_options={"tolerance": Option("float", 1e-5, min=0.0, help="largest |edited - as given| accepted when "
                                                                    "input/output names or shapes change the graph")},
             **common),
         ModelSpec(TORCH_EXPORT, "a torch.export program saved with torch.export.save (.pt2), loaded as data",
@@ -74,9 +75,9 @@ def porter_register_datasets():
                                       "inputs) or one .npz whose rows are the samples; without it, random inputs"),
         "references": Option("path", help="reference outputs in the same layout as inputs (arrays named like the "
                                           "model's outputs); without it, the framework reference run"),
-        "limit": Option("int", help="use only the first N samples"),
-        "random_samples": Option("int", 8, help="how many random samples to draw when there are no inputs"),
-        "seed": Option("int", 0, help="seed of the random inputs"),
+        "limit": Option("int", min=1, help="use only the first N samples"),
+        "random_samples": Option("int", 8, min=1, max=100_000, help="how many random samples to draw when there are no inputs"),
+        "seed": Option("int", 0, min=0, max=2**32 - 1, help="seed of the random inputs"),
         "dims": Option("dict", {}, help="dynamic dim name -> size, for random inputs"),
     }, version=PLUGIN_VERSION)]
 
