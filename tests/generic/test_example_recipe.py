@@ -42,8 +42,13 @@ def test_the_example_recipe_end_to_end(example_module, tmp_path, capsys, monkeyp
     assert by_name["ort_cleanup"]["metrics"]["cosine/logits"] > 0.99999
     assert 1e-5 < by_name["ort_int8"]["metrics"]["max_abs_error"] < 0.05
     assert by_name["ort_int8"]["metrics"]["top1_agreement/logits"] == 100.0
+    assert by_name["openvino_f32"]["metrics"]["max_abs_error"] < 1e-5
+    # bf16 matrix work moves the numbers far more than fp32 does, but keeps the classes
+    assert by_name["openvino_bf16"]["metrics"]["max_abs_error"] > 10 * by_name["openvino_f32"]["metrics"]["max_abs_error"]
+    assert by_name["openvino_bf16"]["metrics"]["top1_agreement/logits"] == 100.0
     assert by_name["ascend310_fp16"]["status"] == "skipped"
-    assert {v["variant"] for v in report["verdicts"]} == {"ort", "ort_cleanup", "ort_int8"}
+    assert {v["variant"] for v in report["verdicts"]} == {"ort", "ort_cleanup", "ort_int8", "openvino_f32",
+                                                          "openvino_bf16"}
     assert all(v["ok"] for v in report["verdicts"])
 
     bundle = _bundle(tmp_path, raw)
