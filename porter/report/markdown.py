@@ -43,8 +43,10 @@ def _variants(report: RunReport) -> list[str]:
     for v in report.variants:
         if v.status != "ok":
             out += [f"- **{cell(v.name)}: {cell(v.status)}**: {cell(v.message)}"]
-    if any(v.status != "ok" for v in report.variants):
-        out.append("")
+    notes = [f"- {cell(v.name)}: {cell(v.details['random_inputs'])}" for v in report.variants
+             if v.details.get("random_inputs")]
+    if notes or any(v.status != "ok" for v in report.variants):
+        out += notes + [""]
     return out
 
 
