@@ -163,13 +163,14 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.compile_seconds = compiled.compile_seconds or results[path.compile].record.seconds
             vr.model_size_bytes = compiled.size_bytes or vr.model_size_bytes
             vr.details["compile"] = dict(compiled.details)
+            vr.checks = [*vr.checks, *compiled.checks]
         outputs: OutputSet | None = results[path.run].value
         if outputs is not None:
             t = outputs.timing
             vr.latency_ms = {"p50": t.percentile(50), "p90": t.percentile(90), "p99": t.percentile(99),
                              "mean": (sum(t.latencies_ms) / len(t.latencies_ms)) if t.latencies_ms else math.nan}
             vr.throughput = t.throughput
-            vr.estimate = outputs.estimate or any(
+            vr.estimate = outputs.estimate or bool(compiled and compiled.estimate) or any(
                 getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in v.passes)
             vr.details["run"] = dict(outputs.details)
             vr.details["latencies_ms"] = list(t.latencies_ms)

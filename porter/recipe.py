@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import pkgutil
 import re
@@ -13,9 +12,11 @@ from typing import Any
 import yaml
 
 from porter.errors import InputError, RecipeError
-from porter.options import suggest, unknown_name_error, validate_options, yaml_float
+from porter.hashing import file_digest
+from porter.options import unknown_name_error, validate_options, yaml_float
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
 from porter.strict_yaml import YamlProblem, load_strict
+from porter.suggest import suggest
 from porter.verdicts import check_budget, parse_budget
 
 TOP_LEVEL_KEYS = (
@@ -228,7 +229,7 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
     return Recipe(
         path=path,
         name=name,
-        digest=hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "",
+        digest=file_digest(path) if path.exists() else "",
         plugins=recipe_plugin_modules(raw, path),
         workspace=Path(ws).resolve(),
         variants=tuple(variants),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from porter.errors import EXIT_BUDGET, InputError
-from porter.options import suggest
+from porter.suggest import suggest
 
 _BUDGET = re.compile(r"^\s*(?:(?P<variant>[A-Za-z0-9_.-]+)\s*:\s*)?(?P<qty>[A-Za-z0-9_/Δ.-]+)\s*"
                      r"(?P<op><=|>=|<|>|==)\s*(?P<num>[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
