@@ -24,6 +24,7 @@ from porter.errors import InputError, PorterError, RecipeError, StageError, Tool
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, stack_batch
 from porter.precision.keeplist import KeepList, read_keep_dtype
 from porter.precision.provenance import Provenance, note_provenance
+from porter.recipe import describe_yaml_error
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
                           PassSpec, TargetConfig, TargetSpec)
 
@@ -45,4 +46,6 @@ __all__ = [
     # precision: what a renamed or split tensor stands for (porter debug matches tensors by it), and the
     # keep-list file (atc's keep_dtype format) of nodes that stay in fp32
     "Provenance", "note_provenance", "KeepList", "read_keep_dtype",
+    # a YAML parse error as one line, for plugins that read YAML files of their own (checkpoint sidecars)
+    "describe_yaml_error",
 ]
