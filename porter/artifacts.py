@@ -78,6 +78,13 @@ class CompiledModel:
     compile_seconds: float = 0.0
     size_bytes: int = 0
     details: Mapping[str, Any] = field(default_factory=dict)  # argv, tool versions, session options
+    # True when the compiled model computes in a reduced precision (bf16, int8): its figures are an estimate of
+    # the fp32 model's and the parity check after compile uses the looser estimate tolerance
+    estimate: bool = False
+    # the max abs difference the core's parity check accepts against the exported ONNX; None: the core's default
+    tolerance: float | None = None
+    # the core's parity checks of this compiled model (padded batches and the same samples alone)
+    checks: tuple[ParityCheck, ...] = ()
 
 
 def _sample_file(root: Path, index: int) -> Path:
@@ -119,6 +126,12 @@ class InputSet:
 
     def load(self, index: int) -> dict[str, np.ndarray]:
         return read_sample(self.path, index)
+
+    def sample_file(self, index: int) -> Path:
+        """The file holding sample ``index`` (to hash or copy it whole; read its arrays with :meth:`load`)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} of an input set of {len(self)}")
+        return _sample_file(self.path, index)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(len(self)):

@@ -10,14 +10,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
+from porter.artifacts import CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
 from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
 from porter.agreement import compare_samples, first_problem, summary, worst_difference
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
+from porter.parity import ESTIMATE_TOLERANCE, EXACT_TOLERANCE, check_compiled, failure_message
+from porter.scoring import evaluator_for
 from porter.plan import StageNode
 from porter.hashing import digest, file_digest
 from porter.precision.provenance import carry_provenance, read_provenance
+from porter.specs import StageContext
 from porter.workspace import Workspace
 
 
@@ -69,7 +72,9 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
         workdir = workspace.new_workdir(node.stage, node.key)
         try:
             with measure() as m:
-                value = _call_stage(node, upstream, plugins, workdir)
+                context = StageContext(stage=node.stage, workspace=workspace.root, recipe_path=node.recipe_path,
+                                       variant=variant)
+                value = _call_stage(node, upstream, plugins, workdir, context)
             art_digest = _artifact_digest(value)
             record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "added_mb": m.added_mb,
                       "artifact_digest": art_digest,
@@ -115,7 +120,7 @@ def _no_answer(node: StageNode, what: str):
                       "is that plugin installed and does it implement the hook?")
 
 
-def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
+def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context: StageContext):
     hook = plugins.hook
     if node.stage == "preprocess":
         dataset, model = node.config
@@ -138,13 +143,16 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
     if node.stage == "compile":
-        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir)
+        model_config, metrics = node.scoring or (None, ())
+        evaluate = evaluator_for(plugins, model_config, metrics, upstream["inputs"]) if model_config else None
+        out = hook.porter_compile(target=node.config, model=upstream["model"], inputs=upstream["inputs"],
+                                  evaluate=evaluate, workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
-        return out
+        return _check_compiled(node, out, upstream, plugins)
     if node.stage == "run":
         out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
-                              workdir=workdir)
+                              workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
@@ -156,11 +164,31 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path):
     if node.stage == "score":
         model, metrics = node.config
         out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
-                                outputs=upstream["outputs"])
+                                outputs=upstream["outputs"], reference=upstream.get("reference"))
         if out is None:
             raise _no_answer(node, f"model {model.name!r}")
         return out
     raise ValueError(f"unknown stage {node.stage!r}")
+
+
+def _check_compiled(node: StageNode, compiled: CompiledModel, upstream: dict, plugins) -> CompiledModel:
+    """The compiled model against the exported ONNX on real padded batches and alone (porter.parity); the
+    variant fails beyond the compiled model's tolerance. A target without a runner here is not checked."""
+    target = node.config
+    runner = plugins.hook.porter_runner(target=target, compiled=compiled)
+    if runner is None:
+        return compiled
+    estimate = compiled.estimate or any(
+        getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in upstream["model"].passes)
+    tolerance = compiled.tolerance if compiled.tolerance is not None else (
+        ESTIMATE_TOLERANCE if estimate else EXACT_TOLERANCE)
+    with runner:
+        checks = check_compiled(runner, upstream["export"].path, upstream["inputs"], count=node.check_samples,
+                                tolerance=tolerance, target=target.name)
+    if not all(c.passed for c in checks):
+        raise StageError(stage="compile", plugin=node.plugin, variant=None,
+                         cause=ValueError(failure_message(target.name, checks)))
+    return replace(compiled, checks=compiled.checks + checks, estimate=estimate, tolerance=tolerance)
 
 
 def _outputs_on(path: Path, inputs, count: int) -> list[dict]:

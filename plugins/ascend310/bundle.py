@@ -16,21 +16,18 @@ manifest.json and run.sh are regenerated from all of them under a lock and renam
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from porter.api import InputSet, TensorSpec
-from porter.api import InputError
+from porter.api import InputSet, StageContext, TensorSpec
+from porter.api import InputError, run_and_print
+from porter.api import atomic_copy, atomic_write_text, file_digest, file_lock
 
 from porter_ascend310.runners import RunLayout, log_name, runner_argv, write_input_files
 
@@ -38,9 +35,6 @@ FORMAT = "porter-ascend310-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 RUN_SCRIPT = "run.sh"
-# How a bundle learns which recipe and workspace produced it (set by `porter run`), for `porter score`.
-RECIPE_VARIABLE = "PORTER_RECIPE"
-WORKSPACE_VARIABLE = "PORTER_WORKSPACE"
 SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 
 
@@ -75,73 +69,31 @@ def _digest(*parts: bytes | str) -> str:
     return sha.hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def _write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(partial, mode)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-
-
 def _copy_atomic(source: Path, dest: Path) -> None:
     """Copy ``source`` to ``dest`` unless an identical file is already there."""
     if dest.is_file() and dest.stat().st_size == source.stat().st_size and file_digest(dest) == file_digest(source):
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, partial)
-        os.replace(partial, dest)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    atomic_copy(source, dest)
 
 
 @contextmanager
 def locked(bundle: Path) -> Iterator[None]:
     bundle.mkdir(parents=True, exist_ok=True)
-    with open(bundle / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(bundle / ".lock"):
+        yield
 
 
-def run_context(workdir: Path | None = None) -> dict[str, str | None]:
-    """Recipe and workspace of the `porter run` writing this bundle, for `porter score`.
-
-    The runner may announce them in $PORTER_RECIPE / $PORTER_WORKSPACE; otherwise the workspace is found from
-    the stage's work directory (``<workspace>/artifacts/<stage>/<tmp>``) and the recipe from the report.json
-    that `porter run` leaves in the workspace.
-    """
-    workspace = os.environ.get(WORKSPACE_VARIABLE) or None
-    if workspace is None and workdir is not None:
-        parents = Path(workdir).resolve().parents
-        if len(parents) > 2 and parents[1].name == "artifacts":
-            workspace = str(parents[2])
-    return {"recipe": os.environ.get(RECIPE_VARIABLE) or None, "workspace": workspace}
+def run_context(context: StageContext | None) -> dict[str, str | None]:
+    """Recipe and workspace of the `porter run` writing this bundle, for `porter score`."""
+    if context is None:
+        return {"recipe": None, "workspace": None}
+    return {"recipe": str(Path(context.recipe_path).resolve()) if context.recipe_path else None,
+            "workspace": str(Path(context.workspace).resolve())}
 
 
 def recipe_of_workspace(workspace: str | Path | None) -> str | None:
-    """The recipe path recorded in a workspace's report.json, if there is one."""
+    """The recipe path recorded in a workspace's report.json, if there is one (bundles older than the
+    manifest's own ``recipe``)."""
     if not workspace:
         return None
     try:
@@ -179,7 +131,7 @@ def model_key(name: str, *parts: bytes | str) -> str:
 
 
 def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, details: Mapping[str, Any],
-              om_file: Path | None = None, workdir: Path | None = None) -> ModelEntry:
+              om_file: Path | None = None, context: StageContext | None = None) -> ModelEntry:
     """Put one model into the bundle.
 
     ``plan(onnx_rel, output_stem_rel, path_text)`` returns the atc argv and aoe argvs with bundle-relative
@@ -205,9 +157,9 @@ def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, 
     entry = ModelEntry(key=key, onnx=onnx_rel, om=om_rel, om_ready=om_file is not None,
                        atc_argv=[] if om_file is not None else list(atc_argv),
                        aoe_argvs=[] if om_file is not None else [list(a) for a in aoe_argvs],
-                       details={**dict(details), **run_context(workdir)})
+                       details={**dict(details), **run_context(context)})
     with locked(bundle):
-        _write_atomic(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
+        atomic_write_text(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
         regenerate(bundle)
     return entry
 
@@ -218,7 +170,7 @@ def input_set_key(inputs: InputSet, layout: RunLayout) -> str:
     sha.update(json.dumps({"inputs": specs_json(layout.inputs), "dirs": list(layout.input_dirs),
                            "stems": list(layout.stems)}, sort_keys=True).encode())
     for index in range(len(inputs)):
-        sha.update(file_digest(inputs.path / "samples" / f"{index:06d}.npz").encode())
+        sha.update(file_digest(inputs.sample_file(index)).encode())
     return f"set-{sha.hexdigest()[:12]}"
 
 
@@ -233,7 +185,7 @@ def ensure_inputs(bundle: Path, key: str, inputs: InputSet, layout: RunLayout) -
     marker = inside(bundle, f"{folder}/complete.json")
     if not marker.is_file():
         write_input_files(inputs, layout, inside(bundle, folder))
-        _write_atomic(marker, json.dumps({"samples": list(inputs.sample_ids),
+        atomic_write_text(marker, json.dumps({"samples": list(inputs.sample_ids),
                                           "inputs": specs_json(layout.inputs)}, indent=1))
     return folder
 
@@ -244,7 +196,7 @@ def run_output_dir(bundle: Path, key: str) -> Path:
 
 def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout, *,
             runner_command: Sequence[str], details: Mapping[str, Any] | None = None,
-            workdir: Path | None = None) -> str:
+            context: StageContext | None = None) -> str:
     """Record one run (inputs written, command line added to run.sh); returns its key."""
     bundle = Path(bundle)
     set_key = input_set_key(inputs, layout)
@@ -254,9 +206,9 @@ def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout
     argv = runner_argv(runner_command, model.om, [f"{folder}/{d}" for d in layout.input_dirs], output, layout)
     entry = {"key": key, "model": model.key, "input_set": set_key, "output_dir": output, "argv": argv,
              "log": f"{output}/{log_name(layout)}", "sample_ids": list(inputs.sample_ids),
-             "layout": layout.to_json(), **dict(details or {}), **run_context(workdir)}
+             "layout": layout.to_json(), **dict(details or {}), **run_context(context)}
     with locked(bundle):
-        _write_atomic(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
+        atomic_write_text(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
         regenerate(bundle)
     return key
 
@@ -347,8 +299,8 @@ def build_script(manifest: Mapping[str, Any]) -> str:
 def regenerate(bundle: Path) -> None:
     """Rewrite manifest.json and run.sh from every entry (call with the bundle lock held)."""
     manifest = build_manifest(bundle)
-    _write_atomic(bundle / MANIFEST, json.dumps(manifest, indent=1))
-    _write_atomic(bundle / RUN_SCRIPT, build_script(manifest), mode=0o755)
+    atomic_write_text(bundle / MANIFEST, json.dumps(manifest, indent=1))
+    atomic_write_text(bundle / RUN_SCRIPT, build_script(manifest), mode=0o755)
 
 
 def read_manifest(bundle: Path) -> dict:
@@ -385,9 +337,7 @@ def returned_runs(bundle: Path, manifest: Mapping[str, Any]) -> tuple[list[str],
 
 def score_bundle(bundle: Path, *, recipe: str | None = None, workspace: str | None = None,
                  force: bool = False) -> int:
-    """Re-run the bundle's recipe with ``--bundle`` so the returned outputs go through the normal pipeline."""
-    from porter.cli.main import main as porter_main
-
+    """Re-run the bundle's recipe with its bundle so the returned outputs go through the normal pipeline."""
     bundle = Path(bundle).resolve()
     manifest = read_manifest(bundle)
     workspace = workspace or manifest.get("workspace")
@@ -399,16 +349,8 @@ def score_bundle(bundle: Path, *, recipe: str | None = None, workspace: str | No
     done, waiting = returned_runs(bundle, manifest)
     print(f"porter score: {len(done)} of {len(done) + len(waiting)} runs in {bundle} have outputs"
           + (f"; still waiting for {', '.join(waiting)}" if waiting else ""))
-    argv = ["run", str(recipe), "--bundle", str(bundle)]
-    if workspace:
-        argv += ["--workspace", str(workspace)]
-    if force:
-        argv += ["--force", "run"]
-    try:
-        code = porter_main(argv)
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    return int(code or 0)
+    return run_and_print(recipe, workspace=Path(workspace) if workspace else None, bundle=bundle,
+                         force=("run",) if force else None)
 
 
 def add_score_command(subparsers) -> None:
@@ -428,5 +370,5 @@ __all__ = [
     "score_bundle", "add_score_command", "returned_runs",
     "FORMAT", "FORMAT_VERSION", "ModelEntry", "BundleError", "inside", "check_key", "model_key", "add_model",
     "add_run", "input_set_key", "run_key", "run_output_dir", "load_run_layout", "build_manifest",
-    "build_script", "regenerate", "read_manifest", "run_context", "RECIPE_VARIABLE", "WORKSPACE_VARIABLE",
+    "build_script", "regenerate", "read_manifest", "run_context",
 ]

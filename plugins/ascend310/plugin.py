@@ -19,7 +19,7 @@ import numpy as np
 from porter.api import hookimpl
 from porter.api import CompiledModel, OnnxModel, OutputSet, TensorSpec, write_sample
 from porter.api import ToolMissingError
-from porter.api import Option, TargetSpec
+from porter.api import Option, StageContext, TargetSpec
 
 from porter_ascend310 import atc, bundle, runners
 from porter_ascend310.toolkit import ToolFailedError, Toolkit, find_toolkit, run_tool, tail
@@ -33,6 +33,12 @@ OUTPUT_TYPE_DTYPES = {"FP32": "float32", "FP16": "float16", "UINT8": "uint8"}
 
 def target_flags() -> dict[str, Option]:
     return {**atc.flag_options(), **runners.RUN_FLAGS, "bundle_dir": BUNDLE_FLAG}
+
+
+def bundle_folder(target) -> Path | None:
+    """Where this variant writes its bundle: its own bundle_dir flag, else the folder of `porter run --bundle`."""
+    chosen = (target.flags or {}).get("bundle_dir") or getattr(target, "bundle", None)
+    return Path(chosen) if chosen else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -62,6 +68,7 @@ def porter_register_targets():
         flags=target_flags(),
         version=PLUGIN_VERSION,
         run_flags=frozenset(runners.RUN_FLAGS),
+        writes_bundle=True,
     )]
 
 
@@ -74,7 +81,7 @@ def porter_add_commands(subparsers):
 def porter_stage_resources(stage, target):
     if target is None or getattr(target, "name", None) != TARGET:
         return None
-    if (target.flags or {}).get("bundle_dir"):
+    if bundle_folder(target) is not None:
         # a bundling variant compiles and runs wherever it lands: without the tools it writes the bundle
         return None
     return {"compile": {"atc": 1}, "run": {"ascend310": 1}}.get(stage)
@@ -135,17 +142,18 @@ def _om_name(model: OnnxModel, flags: Mapping[str, Any]) -> str:
 
 
 @hookimpl
-def porter_compile(target, model, workdir):
+def porter_compile(target, model, workdir, context):
     if target.name != TARGET:
         return None
     flags = atc.validate_flags(dict(target.flags))
+    bundle_dir = bundle_folder(target)
     toolkit = find_toolkit()
     workdir = Path(workdir)
     om_name = _om_name(model, flags)
     if toolkit.atc is None:
-        if not flags.get("bundle_dir"):
+        if bundle_dir is None:
             raise ToolMissingError(toolkit.missing_message("atc"))
-        return _compile_into_bundle(Path(flags["bundle_dir"]), model, flags, om_name, toolkit, workdir)
+        return _compile_into_bundle(bundle_dir, model, flags, om_name, toolkit, workdir, context)
     # atc runs inside the work directory, so --output is relative and the recorded argv names no temp path
     plan = atc.plan_compile(Path(model.path).resolve(), om_name, model.inputs, flags, atc=str(toolkit.atc),
                             aoe=str(toolkit.aoe or "aoe"), detected_cann=toolkit.cann_version)
@@ -172,7 +180,7 @@ def porter_compile(target, model, workdir):
 
 
 def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str, Any], om_name: str,
-                         toolkit: Toolkit, workdir: Path) -> CompiledModel:
+                         toolkit: Toolkit, workdir: Path, context: StageContext | None) -> CompiledModel:
     """No atc here: put the ONNX and its exact atc command into the bundle; the .om is pending."""
     local = atc.plan_compile(model.path, om_name, model.inputs, flags, detected_cann=toolkit.cann_version)
     compile_flags = {k: v for k, v in flags.items() if k not in runners.RUN_FLAGS and k != "bundle_dir"}
@@ -188,7 +196,7 @@ def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str,
                "inputs": bundle.specs_json(model.inputs), "outputs": bundle.specs_json(model.outputs),
                "cann_version": local.cann_version, "source_onnx": str(model.path)}
     entry = bundle.add_model(bundle_dir, key, Path(model.path), om_name=om_name, plan=plan, details=details,
-                             workdir=workdir)
+                             context=context)
     return CompiledModel(
         target=TARGET, path=bundle.inside(bundle_dir, entry.om), source=Path(model.path),
         inputs=_compiled_inputs(model, local.input_shapes), outputs=_compiled_outputs(model, flags),
@@ -240,7 +248,7 @@ def _source_onnx(compiled: CompiledModel) -> Path:
 
 
 @hookimpl
-def porter_run(target, compiled, inputs, workdir):
+def porter_run(target, compiled, inputs, workdir, context):
     if target.name != TARGET:
         return None
     flags = dict(target.flags)
@@ -251,10 +259,10 @@ def porter_run(target, compiled, inputs, workdir):
     pending = bool(compiled.details.get("pending"))
     if not pending and toolkit.has(settings.runner):
         return _run_here(toolkit, compiled, inputs, layout, workdir)
-    bundle_dir = compiled.details.get("bundle_dir") or flags.get("bundle_dir")
+    bundle_dir = compiled.details.get("bundle_dir") or bundle_folder(target)
     if not bundle_dir:
         raise ToolMissingError(toolkit.missing_message(settings.runner))
-    return _run_through_bundle(Path(bundle_dir), toolkit, compiled, inputs, layout, workdir, pending)
+    return _run_through_bundle(Path(bundle_dir), toolkit, compiled, inputs, layout, workdir, pending, context)
 
 
 def _run_here(toolkit: Toolkit, compiled: CompiledModel, inputs, layout: runners.RunLayout,
@@ -279,7 +287,8 @@ def _run_here(toolkit: Toolkit, compiled: CompiledModel, inputs, layout: runners
 
 
 def _run_through_bundle(bundle_dir: Path, toolkit: Toolkit, compiled: CompiledModel, inputs,
-                        layout: runners.RunLayout, workdir: Path, pending: bool) -> OutputSet:
+                        layout: runners.RunLayout, workdir: Path, pending: bool,
+                        context: StageContext | None) -> OutputSet:
     if pending:
         entry_path = bundle.inside(bundle_dir, f"entries/models/{compiled.details['bundle_model']}.json")
         if not entry_path.is_file():
@@ -294,7 +303,7 @@ def _run_through_bundle(bundle_dir: Path, toolkit: Toolkit, compiled: CompiledMo
         model = bundle.add_model(bundle_dir, key, _source_onnx(compiled), om_name=om_name,
                                  plan=lambda *_: ([], []), om_file=Path(compiled.path),
                                  details={"input_shapes": compiled.details.get("input_shapes"),
-                                          "compiled_here": True}, workdir=workdir)
+                                          "compiled_here": True}, context=context)
     set_key = bundle.input_set_key(inputs, layout)
     key = bundle.run_key(model.key, set_key, layout)
     output_dir = bundle.run_output_dir(bundle_dir, key)
@@ -303,7 +312,7 @@ def _run_through_bundle(bundle_dir: Path, toolkit: Toolkit, compiled: CompiledMo
         return _output_set(workdir, inputs, layout, result, {"source": f"bundle {bundle_dir} run {key}"})
     command = ["msame"] if layout.runner == "msame" else ["python3", "-m", "ais_bench"]
     bundle.add_run(bundle_dir, model, inputs, layout, runner_command=command,
-                   details={"source_onnx": str(compiled.source)}, workdir=workdir)
+                   details={"source_onnx": str(compiled.source)}, context=context)
     missing = [tool for tool in (["atc"] if pending else []) + [layout.runner] if not toolkit.has(tool)]
     if not missing:
         # the toolchain appeared after the compile stage wrote its command into the bundle (and was cached)

@@ -11,14 +11,14 @@ from porter.errors import EXIT_FAILURE, InputError, PorterError
 
 
 def build_parser(plugins=None) -> argparse.ArgumentParser:
-    from porter.cli import compare, debug, doctor, plugins as plugins_cmd, run, validate
+    from porter.cli import compare, debug, doctor, plugins as plugins_cmd, precision_search, run, validate
 
     parser = argparse.ArgumentParser(prog="porter", description="Port trained models to inference targets: "
                                      "export, graph-fix, compile, preprocess, run, score — from one recipe.")
     parser.add_argument("--version", action="version", version=f"porter {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show Python tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, validate, plugins_cmd, compare, doctor, debug):
+    for module in (run, validate, plugins_cmd, compare, doctor, debug, precision_search):
         module.add_parser(sub)
     if plugins is not None:
         # one plugin's broken command must not take every other command down with it

@@ -16,13 +16,14 @@ def add_parser(sub):
     p.add_argument("--force", nargs="*", metavar="STAGE", choices=STAGES,
                    help="re-run stages even when cached: all of them, or only the named stages")
     p.add_argument("--bundle", type=Path, metavar="DIR",
-                   help="where a vendor toolchain is missing, write a self-contained bundle to DIR")
+                   help="where a vendor toolchain is missing, targets that can write a device bundle "
+                   "(see `porter plugins`) write a self-contained one to DIR")
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--executor", choices=("local", "dask"), help="where stages run (default: the recipe's, "
                    "else local)")
     p.add_argument("--address", help="Dask scheduler address (tcp://host:8786) or scheduler file (*.json); default: a local cluster")
     p.add_argument("--budget", action="append", default=[], metavar="EXPR",
-                   help="a regression budget such as 'wer_delta<=0.5' or 'p99_ms<=40' (repeatable)")
+                   help="a regression budget such as 'delta_wer<=0.5' or 'p99_ms<=40' (repeatable)")
     p.add_argument("--out", type=Path, help="also write report.json/.md/.html into this folder")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
@@ -33,24 +34,37 @@ def _progress(node, variant):
 
 
 def run(args) -> int:
+    return run_and_print(args.recipe, workspace=args.workspace, force=args.force, bundle=args.bundle,
+                         executor=args.executor, address=args.address, variants=args.variant,
+                         budgets=args.budget, out=args.out, quiet=args.quiet)
+
+
+def run_and_print(recipe, *, workspace: Path | None = None, force=None, bundle: Path | None = None,
+                  executor: str | None = None, address: str | None = None, variants=None, budgets=(),
+                  out: Path | None = None, quiet: bool = False) -> int:
+    """Run a recipe as ``porter run`` does: the variants table, stage counts and budget verdicts on stdout.
+
+    ``force`` is ``None`` (use the cache), ``()`` (re-run every stage) or the stage names to re-run. Returns
+    the exit code ``porter run`` would. Plugin commands (``porter score BUNDLE``) call it through porter.api.
+    """
     from porter.outputs import write_outputs
     from porter.pipeline import run_recipe
     from porter.report import render_table
     from porter.verdicts import exit_code_for, format_verdict
 
-    if args.out:
+    if out:
         from porter.fsutil import make_dirs
 
         # before the run, not after it: a long run must not end on a folder it cannot write
-        make_dirs(args.out, what="the --out folder for report.json")
-    force_all = args.force is not None and len(args.force) == 0
-    force_stages = tuple(args.force or ())
-    show_progress = not args.quiet and sys.stderr.isatty()
-    report = run_recipe(args.recipe, workspace=args.workspace, force_stages=force_stages, force_all=force_all,
-                        bundle=args.bundle, executor=args.executor, address=args.address, variants=args.variant,
-                        progress=_progress if show_progress else None, budgets=args.budget)
+        make_dirs(out, what="the --out folder for report.json")
+    force_all = force is not None and len(force) == 0
+    force_stages = tuple(force or ())
+    show_progress = not quiet and sys.stderr.isatty()
+    report = run_recipe(recipe, workspace=workspace, force_stages=force_stages, force_all=force_all,
+                        bundle=bundle, executor=executor, address=address, variants=variants,
+                        progress=_progress if show_progress else None, budgets=budgets)
     verdicts = report.verdicts
-    write_outputs(report, args.out)
+    write_outputs(report, out)
     print(render_table(report))
     c = report.stage_counts
     print(f"\nstages: {c.get('computed', 0)} computed, {c.get('cached', 0)} from cache, "

@@ -24,6 +24,15 @@ class VariantGraphs:
     graph: Path  # the ONNX graph that stands for what the variant runs
     graph_from: str  # which stage's artifact ``graph`` is, said in the report
     compile_message: str = ""  # why the compiled artifact is not the graph (a missing vendor tool ...)
+    stage_models: tuple[Path, ...] = ()  # the export, then the model after each graph pass, in order
+
+    def model_before_pass(self, index: int) -> Path:
+        """The graph pass number ``index`` (0-based) of the variant was given."""
+        return self.stage_models[index]
+
+    @property
+    def compile_input(self) -> Path:
+        return self.stage_models[-1]
 
 
 def find_variant(recipe: Recipe, name: str) -> Variant:
@@ -68,4 +77,8 @@ def variant_graphs(recipe: Recipe, plugins, name: str, *, executor: str = "local
         graph, graph_from = compiled.value.path, f"compile ({variant.target.name})"
     elif compiled.value is None:
         message = compiled.record.message
-    return VariantGraphs(variant, results[path.preprocess].value, export.path, Path(graph), graph_from, message)
+    else:
+        message = f"{variant.target.name} compiles to {Path(compiled.value.path).name}"
+    models = (export.path, *(results[k].value.path for k in path.graph_fix))
+    return VariantGraphs(variant, results[path.preprocess].value, export.path, Path(graph), graph_from, message,
+                         tuple(Path(m) for m in models))

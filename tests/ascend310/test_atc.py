@@ -207,7 +207,7 @@ def test_shell_metacharacters_stay_one_argument_and_run_nothing(tmp_path, monkey
     work.mkdir()
     (tmp_path / "x").mkdir()
     compiled = plugin.porter_compile(target=tb.target(soc_version=hostile, keep_dtype=str(odd_file)), model=model,
-                                     workdir=work)
+                                     workdir=work, context=None)
     assert compiled.path.is_file()
     [call] = fake.calls("atc")
     assert f"--soc_version={hostile}" in call

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fakes import toolbox as tb
+from porter.api import StageContext
 from porter.errors import InputError, ToolMissingError
 from porter_ascend310 import bundle, plugin
 
@@ -27,13 +28,19 @@ def _stage(tmp_path, name):
     return work
 
 
-def _variant(tmp_path, model, inputs, **flags):
+def _context(tmp_path, stage, recipe=None):
+    """What the core hands a stage: the workspace ``tmp_path/ws`` and the recipe it runs."""
+    return StageContext(stage=stage, workspace=tmp_path / "ws", recipe_path=recipe, variant="npu")
+
+
+def _variant(tmp_path, model, inputs, recipe=None, **flags):
     """compile then run, as the pipeline would; returns (compiled, outputs or the ToolMissingError)."""
     target = tb.target(**flags)
-    compiled = plugin.porter_compile(target=target, model=model, workdir=_stage(tmp_path, "compile"))
+    compiled = plugin.porter_compile(target=target, model=model, workdir=_stage(tmp_path, "compile"),
+                                     context=_context(tmp_path, "compile", recipe))
     try:
         return compiled, plugin.porter_run(target=target, compiled=compiled, inputs=inputs,
-                                           workdir=_stage(tmp_path, "run"))
+                                           workdir=_stage(tmp_path, "run"), context=_context(tmp_path, "run", recipe))
     except ToolMissingError as missing:
         return compiled, missing
 
@@ -184,7 +191,7 @@ def test_paths_cannot_leave_the_bundle(tmp_path, host):
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     with pytest.raises(InputError, match="om_name"):
         plugin.porter_compile(target=tb.target(bundle_dir=where, om_name="../../x"), model=model,
-                              workdir=_stage(tmp_path, "compile"))
+                              workdir=_stage(tmp_path, "compile"), context=None)
     assert not (tmp_path / "x.om").exists()
 
 
@@ -198,7 +205,7 @@ def test_rewriting_entries_keeps_returned_outputs(tmp_path, host):
     outputs_before = sorted(p.relative_to(where) for p in (where / "outputs").rglob("*"))
     # a second `porter run --bundle` in a fresh workspace recompiles into the same entries
     compiled = plugin.porter_compile(target=tb.target(bundle_dir=where), model=model,
-                                     workdir=_stage(tmp_path, "compile"))
+                                     workdir=_stage(tmp_path, "compile"), context=None)
     assert (where / "run.sh").read_text() == script
     assert sorted(p.relative_to(where) for p in (where / "outputs").rglob("*")) == outputs_before
     assert compiled.path.is_file()  # the .om came back from the host
@@ -207,9 +214,8 @@ def test_rewriting_entries_keeps_returned_outputs(tmp_path, host):
 def test_recipe_and_workspace_are_recorded(tmp_path, host, monkeypatch):
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     inputs = tb.tiny_inputs(tmp_path / "inputs", lengths=(5,))
-    monkeypatch.setenv(bundle.RECIPE_VARIABLE, str(tmp_path / "recipe.yaml"))
     where = tmp_path / "bundle"
-    _variant(tmp_path, model, inputs, bundle_dir=where)
+    _variant(tmp_path, model, inputs, recipe=tmp_path / "recipe.yaml", bundle_dir=where)
     manifest = bundle.read_manifest(where)
     assert manifest["recipe"] == str(tmp_path / "recipe.yaml")
     assert manifest["workspace"] == str((tmp_path / "ws").resolve())
@@ -237,7 +243,7 @@ def test_pending_compile_with_tools_installed_later_says_how_to_recompile(tmp_pa
     inputs = tb.tiny_inputs(tmp_path / "inputs", lengths=(5,))
     where = tmp_path / "bundle"
     target = tb.target(bundle_dir=where)
-    compiled = plugin.porter_compile(target=target, model=model, workdir=_stage(tmp_path, "compile"))
+    compiled = plugin.porter_compile(target=target, model=model, workdir=_stage(tmp_path, "compile"), context=None)
     tb.install(tmp_path / "installed-later", monkeypatch)
     with pytest.raises(ToolMissingError, match="--force compile"):
-        plugin.porter_run(target=target, compiled=compiled, inputs=inputs, workdir=_stage(tmp_path, "run"))
+        plugin.porter_run(target=target, compiled=compiled, inputs=inputs, workdir=_stage(tmp_path, "run"), context=None)

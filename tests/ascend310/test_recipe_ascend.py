@@ -70,6 +70,7 @@ def test_bundle_round_trip_reproduces_the_local_table(porter_project, tmp_path, 
     assert subprocess.run(["bash", "-n", str(where / "run.sh")]).returncode == 0
     manifest = json.loads((where / "manifest.json").read_text())
     assert manifest["workspace"] == str(workspace.resolve()) and len(manifest["runs"]) == 2
+    assert manifest["recipe"] == str(recipe.resolve())  # what `porter score` re-runs
     code, out, err = porter_project.porter("score", where)  # nothing came back yet
     assert code == EXIT_TOOL_MISSING and "0 of 2 runs" in out and "still waiting" in out
 

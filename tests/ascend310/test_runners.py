@@ -23,13 +23,13 @@ LAYOUT = runners.RunLayout(
 def _compile(tmp_path, model, **flags):
     work = tmp_path / f"compile-{len(list(tmp_path.glob('compile-*')))}"
     work.mkdir()
-    return plugin.porter_compile(target=tb.target(**flags), model=model, workdir=work)
+    return plugin.porter_compile(target=tb.target(**flags), model=model, workdir=work, context=None)
 
 
 def _run(tmp_path, compiled, inputs, **flags):
     work = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}"
     work.mkdir()
-    return plugin.porter_run(target=tb.target(**flags), compiled=compiled, inputs=inputs, workdir=work)
+    return plugin.porter_run(target=tb.target(**flags), compiled=compiled, inputs=inputs, workdir=work, context=None)
 
 
 def _assert_same(outputs, expected, atol=0.0):

@@ -84,7 +84,7 @@ def test_compile_without_atc_and_without_bundle_is_tool_missing(tmp_path, monkey
     tb.no_tools(tmp_path / "tools", monkeypatch)
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     with pytest.raises(ToolMissingError, match="atc not found"):
-        plugin.porter_compile(target=tb.target(), model=model, workdir=tmp_path)
+        plugin.porter_compile(target=tb.target(), model=model, workdir=tmp_path, context=None)
 
 
 def test_failing_tool_shows_the_tail_of_its_stderr(tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_failing_tool_shows_the_tail_of_its_stderr(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(toolkit.ToolFailedError) as error:
-        plugin.porter_compile(target=tb.target(), model=model, workdir=work)
+        plugin.porter_compile(target=tb.target(), model=model, workdir=work, context=None)
     message = str(error.value)
     assert "atc exited with status 3" in message
     assert "E19999: atc fake failure" in message
@@ -108,7 +108,7 @@ def test_autotune_on_a_detected_new_toolkit_runs_aoe_then_atc(tmp_path, monkeypa
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     work = tmp_path / "work"
     work.mkdir()
-    compiled = plugin.porter_compile(target=tb.target(autotune="RL,GA"), model=model, workdir=work)
+    compiled = plugin.porter_compile(target=tb.target(autotune="RL,GA"), model=model, workdir=work, context=None)
     assert [a[2] for a in fake.calls("aoe")] == ["--job_type=1", "--job_type=2"]
     [atc_call] = fake.calls("atc")
     assert not any("auto_tune_mode" in a for a in atc_call)
@@ -122,7 +122,7 @@ def test_autotune_on_a_detected_old_toolkit_uses_atc(tmp_path, monkeypatch):
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     work = tmp_path / "work"
     work.mkdir()
-    plugin.porter_compile(target=tb.target(autotune="RL"), model=model, workdir=work)
+    plugin.porter_compile(target=tb.target(autotune="RL"), model=model, workdir=work, context=None)
     assert fake.calls("aoe") == []
     assert fake.calls("atc")[0][-1] == "--auto_tune_mode=RL"
 

@@ -3,19 +3,24 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 HERE = Path(__file__).parent
+RECIPES = HERE.parent.parent / "recipes"
+PLUGIN = RECIPES / "fragile_porter.py"  # shipped with recipes/precision_search.yaml
+if str(RECIPES) not in sys.path:  # so the tests can import the plugin's model builder
+    sys.path.append(str(RECIPES))
 
 
 class FragileProject:
     def __init__(self, root: Path, capsys):
         self.root = root
         self.capsys = capsys
-        shutil.copy(HERE / "fragile_porter.py", root / "fragile_porter.py")
+        shutil.copy(PLUGIN, root / "fragile_porter.py")
 
     def recipe(self, **variants) -> dict:
         return {
