@@ -3,8 +3,10 @@ one reference run between the reference variant and every variant's agreement sc
 from __future__ import annotations
 
 import json
+import shutil
 
 import yaml
+from generic_files import EXAMPLES, ROOT
 
 from porter.plan import build_plan
 from porter.pipeline import prepare
@@ -25,7 +27,21 @@ def _porter(capsys, *args):
     return code, out, err
 
 
-def test_the_ten_line_recipe_scores_agreement_without_a_reference_variant(tiny_cnn, tmp_path, capsys):
+def test_the_readme_recipe_is_ten_lines_and_runs(tiny_cnn, tmp_path, capsys):
+    shipped = EXAMPLES / "onnx_and_npz.yaml"
+    text = shipped.read_text()
+    assert len(text.splitlines()) == 10 and text in (ROOT / "README.md").read_text()
+    shutil.copy(shipped, tmp_path / "recipe.yaml")
+    shutil.copytree(tiny_cnn, tmp_path / "tiny_cnn")
+    code, out, err = _porter(capsys, "run", tmp_path / "recipe.yaml")
+    assert code == 0, err
+    assert "budget ok: default: max_abs_error" in out
+    report = json.loads((tmp_path / ".porter" / "my_model" / "report.json").read_text())
+    (variant,) = report["variants"]
+    assert variant["metrics"]["max_abs_error"] < 1e-5 and variant["metrics"]["top1_agreement/logits"] == 100.0
+
+
+def test_two_variants_score_agreement_without_a_reference_variant(tiny_cnn, tmp_path, capsys):
     recipe = _write(tmp_path, {
         "name": "my_onnx",
         "model": {"name": "onnx", "options": {"path": str(tiny_cnn / "model.onnx")}},
