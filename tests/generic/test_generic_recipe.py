@@ -89,11 +89,13 @@ def test_random_inputs_are_labelled_in_the_table_and_report(tiny_cnn, tmp_path, 
         "metrics": ["max_abs_error"],
         "variants": {"ref": {"reference": True}, "ort": {}},
     })
-    code, out, err = _porter(capsys, "run", recipe)
+    code, out, err = _porter(capsys, "run", recipe, "--out", tmp_path / "out")
     assert code == 0, err
     assert "ort: random inputs drawn from the model's input specs" in out
     report = json.loads((tmp_path / ".porter" / "random" / "report.json").read_text())
     assert all("accuracy figures do not" in v["details"]["random_inputs"] for v in report["variants"])
+    for name in ("report.md", "report.html"):
+        assert "ort: random inputs drawn from the model" in (tmp_path / "out" / name).read_text()
 
 
 def test_the_reference_run_is_one_node_shared_by_the_reference_variant_and_the_scores(tiny_cnn, tmp_path):
