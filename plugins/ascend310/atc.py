@@ -6,7 +6,6 @@ Facts: ../../shared/reference/ascend310.md and porting-notes §3.4 (CANN 5.x–8
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 from porter.api import TensorSpec
 from porter.api import InputError
 from porter.api import Option
+from porter.api import suggest as did_you_mean
 
 from porter_ascend310.toolkit import parse_cann_version
 
@@ -124,8 +124,7 @@ def _bad(name: str, message: str) -> InputError:
 
 
 def suggest(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(name, known, " (did you mean {!r}?)")
 
 
 def check_known(flags: Mapping[str, Any], known: Sequence[str]) -> None:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,6 +23,7 @@ import numpy as np
 from porter.api import CompiledModel, InputSet, Timing, TensorSpec
 from porter.api import InputError, PorterError
 from porter.api import Option
+from porter.api import atomic_write_bytes
 
 RUNNERS = ("msame", "ais_bench")
 OUTFMTS = {"msame": ("BIN", "TXT"), "ais_bench": ("BIN", "NPY", "TXT")}
@@ -221,15 +220,7 @@ def write_input_files(inputs: InputSet, layout: RunLayout, dest: Path) -> None:
             where = f"sample {inputs.sample_ids[index]!r} tensor {spec.name!r}"
             data = pad_to(sample[spec.name], spec.shape, spec.dtype, where)
             final = dest / folder / f"{layout.stems[index]}.bin"
-            # a private temporary name: two processes filling one shared bundle folder must not interleave
-            handle, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    data.tofile(out)
-                os.replace(partial, final)
-            except BaseException:
-                Path(partial).unlink(missing_ok=True)
-                raise
+            atomic_write_bytes(final, data.tobytes())
 
 
 # ---------------------------------------------------------------------------------------------------------
