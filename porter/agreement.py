@@ -161,6 +161,43 @@ def compare_samples(references: Sequence[Mapping[str, object]],
     return tuple(merged.values())
 
 
+def min_relative_tolerance(reference, new) -> float:
+    """The smallest relative tolerance every element passes on its own: the largest |new − reference| /
+    |reference| over the positions where both are finite (Polygraphy's element-wise "rel" requirement; the "abs"
+    one is ``max_abs``). A position where the reference is 0 and ``new`` is not needs +inf; an output that
+    :func:`compare_tensors` finds a problem with needs +inf too."""
+    if compare_tensors("", reference, new).problem:
+        return math.inf
+    ref, out = np.asarray(reference, dtype=np.float64), np.asarray(new, dtype=np.float64)
+    finite = np.isfinite(ref) & np.isfinite(out)
+    diff, scale = np.abs(out[finite] - ref[finite]), np.abs(ref[finite])
+    if diff.size == 0 or not diff.any():
+        return 0.0
+    if np.any((scale == 0) & (diff > 0)):
+        return math.inf
+    nonzero = scale > 0
+    return float(np.max(diff[nonzero] / scale[nonzero]))
+
+
+def is_classifier_like(array) -> bool:
+    """A floating output whose last axis holds two or more scores (logits or probabilities per class)."""
+    array = np.asarray(array)
+    return array.ndim >= 1 and np.issubdtype(array.dtype, np.floating) and array.shape[-1] >= 2
+
+
+def top1_matches(reference, new) -> tuple[int, int] | None:
+    """For a classifier-like output: (positions whose argmax over the last axis is the reference's, positions);
+    ``None`` for any other output or when the two cannot be compared (see :func:`compare_tensors`). A position
+    holding NaN on either side counts as a disagreement."""
+    ref, out = np.asarray(reference), np.asarray(new)
+    if not is_classifier_like(ref) or ref.shape != out.shape or ref.dtype != out.dtype:
+        return None
+    ref64, out64 = ref.astype(np.float64), out.astype(np.float64)
+    valid = np.isfinite(ref64).all(axis=-1) & np.isfinite(out64).all(axis=-1)
+    agree = (np.argmax(ref64, axis=-1) == np.argmax(out64, axis=-1)) & valid
+    return int(agree.sum()), int(agree.size)
+
+
 def worst_difference(agreements: Iterable[TensorAgreement]) -> float:
     """The largest ``max_abs`` over ``agreements`` (0.0 for none); +inf when any of them has a problem, so a
     tolerance gate (``worst <= tolerance``) cannot pass."""
@@ -189,4 +226,5 @@ def summary(agreements: Sequence[TensorAgreement]) -> str:
 
 
 __all__ = ["TensorAgreement", "compare_tensors", "compare_outputs", "compare_samples", "combine",
-           "worst_difference", "first_problem", "summary"]
+           "worst_difference", "first_problem", "summary", "min_relative_tolerance", "is_classifier_like",
+           "top1_matches"]

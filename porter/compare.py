@@ -61,7 +61,10 @@ def compare_reports(path_a, path_b, *, budgets=()) -> tuple[str, int]:
             if ma is not None and mb is not None:
                 metric_rows.append([name, label, f"{ma:.3f}", f"{mb:.3f}", f"{mb - ma:+.3f}"])
     only = [f"only in A: {n}" for n in va if n not in vb] + [f"only in B: {n}" for n in vb if n not in va]
-    verdicts = evaluate_budgets(_SavedReport(b), budgets) if budgets else []
+    try:
+        verdicts = evaluate_budgets(_SavedReport(b), budgets) if budgets else []
+    except InputError as exc:  # the budget is checked on REPORT_B: say so
+        raise InputError(exc.message, file=path_b, field="--budget") from None
     parts = [f"A: {path_a}\nB: {path_b}", ""]
     parts.append("What differs:")
     parts.append(format_table(["where", "what", "A", "B"], diff_rows) if diff_rows else "  nothing")

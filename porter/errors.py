@@ -22,6 +22,7 @@ class InputError(PorterError):
     def __init__(self, message: str, *, file=None, field: str | None = None):
         self.file = file
         self.field = field
+        self.message = message  # without the file and field, for re-raising with another place
         # where in a run it surfaced; the core fills these in so the CLI can say which stage and variant
         self.stage: str | None = None
         self.variant: str | None = None

@@ -108,17 +108,41 @@ def porter_graph_fix(graph_pass, model):
 
 
 @hookspec(firstresult=True)
-def porter_compile(target, model, workdir: Path, context):
+def porter_compile(target, model, inputs, evaluate, workdir: Path, context):
     """Compile an ONNX model for a target.
 
     ``target`` is a :class:`porter.specs.TargetConfig` (validated flags; ``target.bundle`` is the folder of
     ``porter run --bundle`` when the target's spec says ``writes_bundle``), ``model`` the
-    :class:`porter.artifacts.OnnxModel` after graph passes. ``context`` is a :class:`porter.specs.StageContext`
-    (the workspace, the recipe file, a variant the node serves) for a stage that records where it ran, as a
-    device bundle does; none of it is in the cache key, so the artifact must not depend on it. Returns a
-    :class:`porter.artifacts.CompiledModel` written under ``workdir``, or ``None`` when the target is not this
-    plugin's. Stops at the first non-None result. Raises :class:`porter.errors.ToolMissingError` when the
-    target's toolchain is absent.
+    :class:`porter.artifacts.OnnxModel` after graph passes, ``inputs`` the variant's
+    :class:`porter.artifacts.InputSet` (for calibration), ``evaluate`` a :class:`porter.scoring.Evaluator`
+    that scores a target's outputs on a subset of ``inputs`` with the recipe's metric (for accuracy-aware
+    compilation; calling it is optional; ``None`` when the recipe names no metric). ``context`` is a
+    :class:`porter.specs.StageContext` (the workspace, the recipe file, a variant the node serves) for a stage
+    that records where it ran, as a device bundle does; none of it is in the cache key, so the artifact must not
+    depend on it. Returns a :class:`porter.artifacts.CompiledModel` written under ``workdir``, or ``None`` when
+    the target is not this plugin's. Stops at the first non-None result. Raises
+    :class:`porter.errors.ToolMissingError` when the target's toolchain is absent.
+
+    After it returns, the core checks the compiled model on a real padded batch and on the same samples alone
+    against the exported ONNX on ONNX Runtime, through the target's ``porter_runner``, and fails the variant
+    beyond ``CompiledModel.tolerance`` (porter.parity).
+    """
+
+
+@hookspec(firstresult=True)
+def porter_runner(target, compiled):
+    """Give a runner for a compiled model: the object the core infers batches with.
+
+    ``target`` is the :class:`porter.specs.TargetConfig`, ``compiled`` the
+    :class:`porter.artifacts.CompiledModel` the target's compile returned. Returns an inactive
+    :class:`porter.runner.BaseRunner` subclass, or ``None`` when the target is not this plugin's or cannot run
+    here (then the core skips the compiled model's parity check). Stops at the first non-None result.
+
+    Example::
+
+        @porter.hookimpl
+        def porter_runner(target, compiled):
+            return MyRunner(compiled, target.flags) if target.name == "mine" else None
     """
 
 
@@ -142,13 +166,16 @@ def porter_run_reference(model, inputs, workdir: Path):
 
 
 @hookspec(firstresult=True)
-def porter_score(model, metrics, inputs, outputs):
+def porter_score(model, metrics, inputs, outputs, reference):
     """Score outputs against the inputs' references.
 
     ``model`` is the :class:`porter.specs.ModelConfig` (decoding is model-specific), ``metrics`` the tuple of
     metric names the recipe asks for, ``inputs`` the :class:`porter.artifacts.InputSet` with the references,
-    ``outputs`` an :class:`porter.artifacts.OutputSet`. Returns :class:`porter.artifacts.Metrics`, or ``None``
-    when the model is not this plugin's. Stops at the first non-None result.
+    ``outputs`` an :class:`porter.artifacts.OutputSet`. ``reference`` is the framework reference's
+    :class:`porter.artifacts.OutputSet` on the same inputs when the model's spec sets
+    ``scores_against_reference`` (output agreement), else ``None``; implementations that score against ground
+    truth need not accept it. Returns :class:`porter.artifacts.Metrics`, or ``None`` when the model is not this
+    plugin's. Stops at the first non-None result.
     """
 
 

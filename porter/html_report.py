@@ -305,6 +305,9 @@ def _variants_section(report: RunReport, metric: str | None) -> str:
     for v in report.variants:
         if v.status != "ok":
             out.append(f'<p><span class="bad">{_e(v.name)}: {_e(v.status)}</span>: {_e(v.message)}</p>')
+    for v in report.variants:
+        if v.details.get("random_inputs"):
+            out.append(f'<p class="note">{_e(v.name)}: {_e(v.details["random_inputs"])}</p>')
     return "\n".join(out)
 
 

@@ -1,12 +1,13 @@
 """Validation of option values against a plugin's Option table, with field paths in every error."""
 from __future__ import annotations
 
-import difflib
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 from porter.errors import RecipeError
 from porter.specs import Option
+from porter.suggest import suggest
 
 _PY_TYPES = {
     "str": (str,),
@@ -18,12 +19,6 @@ _PY_TYPES = {
 }
 
 
-def suggest(name: str, known) -> str:
-    """A 'did you mean' phrase for a misspelt name, or an empty string."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def unknown_name_error(*, file, field: str, kind: str, name, known) -> RecipeError:
     known = sorted(known)
     return RecipeError(
@@ -31,6 +26,33 @@ def unknown_name_error(*, file, field: str, kind: str, name, known) -> RecipeErr
         file=file,
         field=field,
     )
+
+
+# a number as YAML 1.2 writes it; YAML 1.1 (PyYAML) needs a dot for a float, so "1e-3" arrives as a string
+_YAML_1_1_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def yaml_float(value):
+    """``value`` as a float when it is a number YAML 1.1 left as a string ("1e-3"); otherwise unchanged."""
+    if isinstance(value, str) and _YAML_1_1_FLOAT.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _check_range(value, opt: Option, *, file, field: str) -> None:
+    if opt.min is None and opt.max is None:
+        return
+    numbers = value if isinstance(value, list) else [value]
+    for number in numbers:
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            continue
+        low = opt.min is not None and not number >= opt.min  # NaN is out of every range
+        high = opt.max is not None and not number <= opt.max
+        if low or high:
+            kind = opt.kind if opt.kind in ("int", "float") else "number"
+            raise RecipeError(f"{number!r} is out of range; expected {'an' if kind == 'int' else 'a'} {kind} "
+                              f"{opt.range_text()}" + (f" ({opt.help})" if opt.help else ""),
+                              file=file, field=field)
 
 
 def validate_options(
@@ -44,9 +66,10 @@ def validate_options(
     kind: str = "option",
 ) -> dict[str, Any]:
     """Check ``values`` against ``table``, fill defaults and resolve paths; return a new plain dict."""
+    if values is not None and not isinstance(values, Mapping):
+        raise RecipeError(f"expected a mapping of {kind}s (name: value), got {type(values).__name__} {values!r}",
+                          file=file, field=field)
     values = dict(values or {})
-    if not isinstance(values, dict):
-        raise RecipeError(f"expected a mapping of {kind}s, got {type(values).__name__}", file=file, field=field)
     result: dict[str, Any] = {}
     for name, value in values.items():
         if name not in table:
@@ -88,12 +111,21 @@ def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
         # bool is an int in Python; a YAML `yes` must not pass as a number, nor 1 as a bool
         if isinstance(value, bool) and opt.kind in ("int", "float"):
             raise RecipeError(f"expected {opt.kind}, got {value!r}", file=file, field=field)
+        if opt.kind == "float":
+            # YAML 1.1 reads 1e-3 (no dot) as a string; for a float option it can only mean the number
+            value = yaml_float(value)
         if not isinstance(value, types):
-            raise RecipeError(f"expected {opt.kind}, got {type(value).__name__} {value!r}", file=file, field=field)
+            hint = ""
+            if opt.kind == "int" and isinstance(value, (str, float)) and _YAML_1_1_FLOAT.match(str(value)):
+                hint = " (write a whole number such as 600, not an exponent)"
+            raise RecipeError(f"expected {opt.kind}, got {type(value).__name__} {value!r}{hint}", file=file,
+                              field=field)
         if opt.kind == "float":
             value = float(value)
+
         if opt.kind == "list":
             value = list(value)
+        _check_range(value, opt, file=file, field=field)
     if opt.choices is not None:
         items = value if opt.kind == "list" else [value]
         for item in items:

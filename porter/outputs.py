@@ -15,6 +15,9 @@ def render_markdown(report: RunReport) -> str:
              f"porter {report.porter_version}, {report.started}", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    notes = [f"- {v.name}: {v.details['random_inputs']}" for v in report.variants if v.details.get("random_inputs")]
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines) + "\n"
 
 

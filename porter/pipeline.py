@@ -14,10 +14,11 @@ from porter.artifacts import Metrics, OutputSet
 from porter.errors import InputError
 from porter.exec import NodeResult, get_executor
 from porter.plan import Plan, build_plan
+from porter.options import unknown_name_error
 from porter.plugins import PluginSet, load_plugins
 from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe
 from porter.report import RunReport, VariantReport, host_info, library_versions
-from porter.verdicts import evaluate_budgets
+from porter.verdicts import check_budget, evaluate_budgets, parse_budget
 from porter.workspace import Workspace
 
 
@@ -84,6 +85,17 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     recipe, plugins = prepare(recipe_path, workspace=workspace, bundle=bundle, extra_plugins=extra_plugins)
+    known_variants = [v.name for v in recipe.variants]
+    for name in variants or ():
+        if name not in known_variants:
+            # refused before anything runs, so the workspace's report.json of the last real run stays
+            raise unknown_name_error(file=recipe.path, field="--variant", kind="variant", name=name,
+                                     known=known_variants)
+    metric_names = {m for v in recipe.variants for m in v.metrics}
+    # before any stage runs: a mistyped --budget must not cost a whole run
+    for text in budgets:
+        check_budget(parse_budget(text, field="--budget"), metrics=metric_names,
+                     variants=[v.name for v in recipe.variants], field="--budget")
     plan = build_plan(recipe, plugins, variants=tuple(variants) if variants else None)
     ws = Workspace(recipe.workspace)
     ws.sweep_temporaries()
@@ -95,8 +107,11 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
     report = build_report(recipe, plugins, plan, results, started=started,
                           wall_seconds=time.perf_counter() - t0, executor=exec_name)
     try:
-        evaluate_budgets(report, [*recipe.budgets, *budgets])
+        evaluate_budgets(report, [*recipe.budgets, *budgets], metrics=metric_names)
     finally:  # a budget naming a variant the run lacks raises, but the run's results are still kept
+        # report.json is the workspace's latest run; reports/<recipe name>.json keeps each recipe's own, so two
+        # recipes sharing a workspace (even at once) do not erase each other's results
+        report.write(ws.root / "reports" / f"{recipe.name}.json")
         report.write(ws.root / "report.json")
     return report
 
@@ -133,6 +148,9 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         inputs = results[path.preprocess].value
         if inputs is not None and inputs.details.get("dropped_characters", {}).get("count"):
             vr.details["dropped_characters"] = inputs.details["dropped_characters"]
+        if inputs is not None and inputs.details.get("random_inputs"):
+            # a dataset that drew its inputs at random says so: its speed figures hold, its accuracy does not
+            vr.details["random_inputs"] = str(inputs.details.get("note") or "random inputs")
         export = results[path.export].value if path.export else None
         if export is not None:
             vr.checks = list(export.checks)
@@ -145,13 +163,14 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.compile_seconds = compiled.compile_seconds or results[path.compile].record.seconds
             vr.model_size_bytes = compiled.size_bytes or vr.model_size_bytes
             vr.details["compile"] = dict(compiled.details)
+            vr.checks = [*vr.checks, *compiled.checks]
         outputs: OutputSet | None = results[path.run].value
         if outputs is not None:
             t = outputs.timing
             vr.latency_ms = {"p50": t.percentile(50), "p90": t.percentile(90), "p99": t.percentile(99),
                              "mean": (sum(t.latencies_ms) / len(t.latencies_ms)) if t.latencies_ms else math.nan}
             vr.throughput = t.throughput
-            vr.estimate = outputs.estimate or any(
+            vr.estimate = outputs.estimate or bool(compiled and compiled.estimate) or any(
                 getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in v.passes)
             vr.details["run"] = dict(outputs.details)
             vr.details["latencies_ms"] = list(t.latencies_ms)

@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = PROJECT_NAME
 BUILTIN_PLUGINS = (  # (plugin name, module)
     ("onnxruntime", "porter.builtin.onnxruntime_target"),
     ("onnx_passes", "porter.builtin.onnx_passes"),
+    ("generic", "porter.builtin.generic.plugin"),
 )
 
 KINDS = ("models", "datasets", "passes", "targets", "metrics")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import pkgutil
 import re
@@ -12,9 +11,13 @@ from typing import Any
 
 import yaml
 
-from porter.errors import RecipeError
-from porter.options import suggest, unknown_name_error, validate_options
+from porter.errors import InputError, RecipeError
+from porter.hashing import file_digest
+from porter.options import unknown_name_error, validate_options, yaml_float
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
+from porter.strict_yaml import YamlProblem, load_strict
+from porter.suggest import suggest
+from porter.verdicts import check_budget, parse_budget
 
 TOP_LEVEL_KEYS = (
     "name", "description", "plugins", "workspace", "model", "dataset", "graph_fix", "target", "metrics",
@@ -65,14 +68,24 @@ class Recipe:
 
 def read_recipe_file(path: Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.y*ml"))[:5]
+        raise RecipeError("is a folder, not a recipe file; expected a YAML recipe"
+                          + (f" such as {path / found[0]} (found there: {', '.join(found)})" if found else ""),
+                          file=path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecipeError("recipe file not found", file=path) from None
     except UnicodeDecodeError as exc:
         raise RecipeError(f"recipe is not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read the recipe ({exc.strerror or exc}); expected a readable YAML file",
+                          file=path) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_strict(text)
+    except YamlProblem as exc:
+        raise RecipeError(str(exc), file=path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -189,6 +202,12 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         budgets = [budgets]
     if not isinstance(budgets, list) or not all(isinstance(b, str) for b in budgets):
         raise RecipeError(f"expected a list of budget strings, got {budgets!r}", file=file, field="budgets")
+    metric_names = {m for v in variants for m in v.metrics}
+    for index, text in enumerate(budgets):
+        try:
+            check_budget(parse_budget(text), metrics=metric_names, variants=[v.name for v in variants])
+        except InputError as exc:
+            raise RecipeError(exc.message, file=file, field=f"budgets[{index}]") from None
     executor = raw.get("executor", "local")
     if executor not in ("local", "dask"):
         raise RecipeError(f"bad value {executor!r}{suggest(executor, ('local', 'dask'))} (allowed: local, dask)",
@@ -210,7 +229,7 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
     return Recipe(
         path=path,
         name=name,
-        digest=hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "",
+        digest=file_digest(path) if path.exists() else "",
         plugins=recipe_plugin_modules(raw, path),
         workspace=Path(ws).resolve(),
         variants=tuple(variants),
@@ -305,8 +324,8 @@ def _build_variant(vname, vraw, raw, *, file, base_dir, reg) -> Variant:
         _require_mapping(item, file=file, field=ifield)
         _check_keys(item, ("name", "options", "tolerance"), file=file, field=ifield)
         pspec = _lookup(reg, "passes", item.get("name"), file=file, field=f"{ifield}.name", label="graph pass")
-        tol = item.get("tolerance", pspec.tolerance)
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
+        tol = yaml_float(item.get("tolerance", pspec.tolerance))
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:  # NaN too
             raise RecipeError(f"expected a non-negative number, got {tol!r}", file=file, field=f"{ifield}.tolerance")
         passes.append(PassConfig(
             name=pspec.name,

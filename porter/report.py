@@ -123,6 +123,9 @@ def _fmt(value, digits=2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
+        # agreement metrics live far below what two decimals show (max abs error 3e-07)
+        if value != 0 and abs(value) < 0.5 * 10 ** -digits:
+            return f"{value:.2g}"
         return f"{value:.{digits}f}"
     return str(value)
 
@@ -130,6 +133,8 @@ def _fmt(value, digits=2) -> str:
 def _signed(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if value != 0 and abs(value) < 0.005:
+        return f"{value:+.2g}"
     return f"{value:+.2f}"
 
 
@@ -191,4 +196,7 @@ def render_table(report: RunReport) -> str:
     for v in report.variants:
         if v.status != "ok":
             out.append(f"{v.name}: {v.status}: {v.message}")
+    for v in report.variants:
+        if v.details.get("random_inputs"):
+            out.append(f"{v.name}: {v.details['random_inputs']}")
     return "\n".join(out)

@@ -16,6 +16,8 @@ class Option:
 
     ``kind`` is one of ``str``, ``int``, ``float``, ``bool``, ``list``, ``dict``, ``path`` (a file or folder,
     resolved against the recipe; its content is hashed into the cache key) or ``any``.
+    ``min`` / ``max`` bound an ``int`` or ``float`` option (inclusive; for a ``list``, each number in it);
+    validation refuses a value outside them, so a recipe fails at ``porter validate``, not mid-run.
     """
 
     kind: str = "str"
@@ -25,6 +27,18 @@ class Option:
     required: bool = False
     # path options: must the file exist when the recipe is validated?
     must_exist: bool = True
+    min: float | None = None
+    max: float | None = None
+
+    def range_text(self) -> str:
+        """The allowed range in words: ">= 1", "<= 64", "from 1 to 64", or ""."""
+        if self.min is not None and self.max is not None:
+            return f"from {self.min:g} to {self.max:g}"
+        if self.min is not None:
+            return f">= {self.min:g}"
+        if self.max is not None:
+            return f"<= {self.max:g}"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,10 @@ class ModelSpec:
     version: str = "1"
     # where a framework reference run (porter_run_reference) is available
     has_reference: bool = True
+    # True for a model whose score compares outputs with the framework reference's own outputs (output
+    # agreement) rather than with ground truth: the plan then runs porter_run_reference once per dataset, whether
+    # or not the recipe has a reference variant, and porter_score receives that OutputSet as ``reference``
+    scores_against_reference: bool = False
 
 
 @dataclass(frozen=True)

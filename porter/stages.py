@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
+from porter.artifacts import CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
 from porter.errors import InputError, StageError, ToolMissingError
 from porter.measure import measure
 from porter.agreement import compare_samples, first_problem, summary, worst_difference
 from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
+from porter.parity import ESTIMATE_TOLERANCE, EXACT_TOLERANCE, check_compiled, failure_message
+from porter.scoring import evaluator_for
 from porter.plan import StageNode
 from porter.hashing import digest, file_digest
 from porter.precision.provenance import carry_provenance, read_provenance
@@ -141,10 +143,13 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
     if node.stage == "compile":
-        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir, context=context)
+        model_config, metrics = node.scoring or (None, ())
+        evaluate = evaluator_for(plugins, model_config, metrics, upstream["inputs"]) if model_config else None
+        out = hook.porter_compile(target=node.config, model=upstream["model"], inputs=upstream["inputs"],
+                                  evaluate=evaluate, workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
-        return out
+        return _check_compiled(node, out, upstream, plugins)
     if node.stage == "run":
         out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
                               workdir=workdir, context=context)
@@ -159,11 +164,31 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context
     if node.stage == "score":
         model, metrics = node.config
         out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
-                                outputs=upstream["outputs"])
+                                outputs=upstream["outputs"], reference=upstream.get("reference"))
         if out is None:
             raise _no_answer(node, f"model {model.name!r}")
         return out
     raise ValueError(f"unknown stage {node.stage!r}")
+
+
+def _check_compiled(node: StageNode, compiled: CompiledModel, upstream: dict, plugins) -> CompiledModel:
+    """The compiled model against the exported ONNX on real padded batches and alone (porter.parity); the
+    variant fails beyond the compiled model's tolerance. A target without a runner here is not checked."""
+    target = node.config
+    runner = plugins.hook.porter_runner(target=target, compiled=compiled)
+    if runner is None:
+        return compiled
+    estimate = compiled.estimate or any(
+        getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in upstream["model"].passes)
+    tolerance = compiled.tolerance if compiled.tolerance is not None else (
+        ESTIMATE_TOLERANCE if estimate else EXACT_TOLERANCE)
+    with runner:
+        checks = check_compiled(runner, upstream["export"].path, upstream["inputs"], count=node.check_samples,
+                                tolerance=tolerance, target=target.name)
+    if not all(c.passed for c in checks):
+        raise StageError(stage="compile", plugin=node.plugin, variant=None,
+                         cause=ValueError(failure_message(target.name, checks)))
+    return replace(compiled, checks=compiled.checks + checks, estimate=estimate, tolerance=tolerance)
 
 
 def _outputs_on(path: Path, inputs, count: int) -> list[dict]:

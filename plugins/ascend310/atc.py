@@ -7,7 +7,6 @@ and ``aoepar_16_0xx`` on hiascend.com); each option's help names the restriction
 """
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 from porter.api import TensorSpec
 from porter.api import InputError
 from porter.api import Option
+from porter.api import suggest as did_you_mean
 
 from porter_ascend310.toolkit import parse_cann_version
 
@@ -145,8 +145,7 @@ def _bad(name: str, message: str) -> InputError:
 
 
 def suggest(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(name, known, " (did you mean {!r}?)")
 
 
 def check_known(flags: Mapping[str, Any], known: Sequence[str]) -> None:

@@ -16,14 +16,10 @@ manifest.json and run.sh are regenerated from all of them under a lock and renam
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +27,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from porter.api import InputSet, StageContext, TensorSpec
 from porter.api import InputError, run_and_print
+from porter.api import atomic_copy, atomic_write_text, file_digest, file_lock
 
 from porter_ascend310.runners import RUNNERS, RunLayout, runner_for, write_input_files
 
@@ -72,54 +69,18 @@ def _digest(*parts: bytes | str) -> str:
     return sha.hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def _write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(partial, mode)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-
-
 def _copy_atomic(source: Path, dest: Path) -> None:
     """Copy ``source`` to ``dest`` unless an identical file is already there."""
     if dest.is_file() and dest.stat().st_size == source.stat().st_size and file_digest(dest) == file_digest(source):
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, partial)
-        os.replace(partial, dest)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    atomic_copy(source, dest)
 
 
 @contextmanager
 def locked(bundle: Path) -> Iterator[None]:
     bundle.mkdir(parents=True, exist_ok=True)
-    with open(bundle / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(bundle / ".lock"):
+        yield
 
 
 def run_context(context: StageContext | None) -> dict[str, str | None]:
@@ -202,7 +163,7 @@ def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, 
                        aoe_argvs=[] if om_file is not None else [list(a) for a in aoe_argvs],
                        details={**dict(details), **run_context(context)})
     with locked(bundle):
-        _write_atomic(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
+        atomic_write_text(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
         regenerate(bundle)
     return entry
 
@@ -228,7 +189,7 @@ def ensure_inputs(bundle: Path, key: str, inputs: InputSet, layout: RunLayout) -
     marker = inside(bundle, f"{folder}/complete.json")
     if not marker.is_file():
         write_input_files(inputs, layout, inside(bundle, folder))
-        _write_atomic(marker, json.dumps({"samples": list(inputs.sample_ids),
+        atomic_write_text(marker, json.dumps({"samples": list(inputs.sample_ids),
                                           "inputs": specs_json(layout.inputs)}, indent=1))
     return folder
 
@@ -254,7 +215,7 @@ def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout
              "log": f"{output}/{runner.log_name()}", "sample_ids": list(inputs.sample_ids),
              "layout": layout.to_json(), **dict(details or {}), **run_context(context)}
     with locked(bundle):
-        _write_atomic(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
+        atomic_write_text(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
         regenerate(bundle)
     return key
 
@@ -387,8 +348,8 @@ def build_script(manifest: Mapping[str, Any]) -> str:
 def regenerate(bundle: Path) -> None:
     """Rewrite manifest.json and run.sh from every entry (call with the bundle lock held)."""
     manifest = build_manifest(bundle)
-    _write_atomic(bundle / MANIFEST, json.dumps(manifest, indent=1))
-    _write_atomic(bundle / RUN_SCRIPT, build_script(manifest), mode=0o755)
+    atomic_write_text(bundle / MANIFEST, json.dumps(manifest, indent=1))
+    atomic_write_text(bundle / RUN_SCRIPT, build_script(manifest), mode=0o755)
 
 
 def read_manifest(bundle: Path) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 from porter.api import CompiledModel, InputSet, TensorSpec
 from porter.api import InputError
 from porter.api import Option
+from porter.api import atomic_write_bytes
 
 from porter_ascend310.ais_bench import DIRNAME, AisBench, parse_ais_bench_summary, summary_path
 from porter_ascend310.msame import Msame, parse_msame_log
@@ -39,9 +39,9 @@ RUN_FLAGS: dict[str, Option] = {
     "runner": Option("str", default="msame", choices=tuple(RUNNERS), help="tool that runs the .om over the inputs"),
     "outfmt": Option("str", default="BIN", choices=("BIN", "TXT", "NPY"),
                      help="output file format (msame: BIN|TXT; ais_bench: BIN|NPY|TXT); BIN and NPY are exact"),
-    "device": Option("int", help="NPU device id"),
-    "warmup_count": Option("int", help="ais_bench warm-up inferences before timing (its default is 1)"),
-    "loop": Option("int", help="ais_bench: run the input set this many times"),
+    "device": Option("int", min=0, max=1023, help="NPU device id"),
+    "warmup_count": Option("int", min=0, max=100_000, help="ais_bench warm-up inferences before timing (its default is 1)"),
+    "loop": Option("int", min=1, max=1_000_000, help="ais_bench: run the input set this many times"),
 }
 
 
@@ -219,15 +219,7 @@ def write_input_files(inputs: InputSet, layout: RunLayout, dest: Path) -> None:
             where = f"sample {inputs.sample_ids[index]!r} tensor {spec.name!r}"
             data = pad_to(sample[spec.name], spec.shape, spec.dtype, where)
             final = dest / folder / f"{layout.stems[index]}.bin"
-            # a private temporary name: two processes filling one shared bundle folder must not interleave
-            handle, partial = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    data.tofile(out)
-                os.replace(partial, final)
-            except BaseException:
-                Path(partial).unlink(missing_ok=True)
-                raise
+            atomic_write_bytes(final, data.tobytes())
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import _compat_pickle
 import json
-import os
 import pickle
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,7 @@ from types import SimpleNamespace
 
 import torch
 
-from porter.api import InputError
+from porter.api import InputError, atomic_path
 
 from .model import DeepSpeech, ModelConfig, SpectConfig
 
@@ -382,11 +381,8 @@ def v3_model_cfg_dict(cfg: ModelConfig) -> dict:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, str(tmp))
 
 
 def save_checkpoint(path, model: DeepSpeech, *, labels, model_cfg: ModelConfig, spect_cfg: SpectConfig,

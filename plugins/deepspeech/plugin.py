@@ -19,6 +19,10 @@ MODEL = "deepspeech"
 AN4 = "an4"
 AN4_SYNTH = "an4_synth"
 DATASETS = (AN4, AN4_SYNTH)
+# the opsets torch 2.13's TorchScript ONNX exporter (dynamo=False) can write
+MIN_OPSET, MAX_OPSET = 7, 20
+# 100 frames a second: about 17 minutes of audio, a [batch, 1, 161, frames] float input of 64 MB per utterance
+MAX_STATIC_FRAMES = 100_000
 SYNTH_SPLITS = ("train", "dev", "test_unseen_voices", "test_unseen_engine")
 
 
@@ -39,13 +43,14 @@ def porter_register_models():
                                help="resample audio that is not at the checkpoint's sample rate instead of failing"),
         },
         export_options={
-            "opset": Option("int", default=13, help="ONNX opset; the exported file is checked to carry it"),
+            "opset": Option("int", default=13, min=MIN_OPSET, max=MAX_OPSET,
+                             help="ONNX opset; the exported file is checked to carry it"),
             "dynamic": Option("bool", default=False,
                               help="dynamic batch and time axes; false gives the static batch x 1 x 161 x "
                                    "static_length input"),
-            "static_length": Option("int", default=621, help="frames of the static input (AN4's longest: 621)"),
-            "batch": Option("int", default=1, help="batch size of the static input"),
-            "tolerance": Option("float", default=1e-4,
+            "static_length": Option("int", default=621, min=1, max=MAX_STATIC_FRAMES, help="frames of the static input (AN4's longest: 621)"),
+            "batch": Option("int", default=1, min=1, max=1024, help="batch size of the static input"),
+            "tolerance": Option("float", default=1e-4, min=0.0,
                                 help="largest |onnx - pytorch| accepted on probabilities, padded inputs included"),
             "truncate": Option("bool", default=False,
                                help="cut utterances longer than static_length instead of failing"),
@@ -65,7 +70,7 @@ def porter_register_datasets():
                 "an4_root": Option("path", help="the original AN4 folder holding wav/ and etc/ (or its parent)"),
                 "split": Option("str", default="test", choices=("train", "test"),
                                 help="which split of the tree to read; also the group metrics are reported under"),
-                "limit": Option("int", help="use only the first N utterances"),
+                "limit": Option("int", min=1, help="use only the first N utterances"),
             },
             version=PLUGIN_VERSION,
         ),
@@ -78,8 +83,8 @@ def porter_register_datasets():
                                     "(default: a per-user cache, ~/.cache/porter/an4_synth/seed-N)"),
                 "splits": Option("list", default=["test_unseen_voices", "test_unseen_engine"], choices=SYNTH_SPLITS,
                                  help="splits to score; each is reported as its own group"),
-                "seed": Option("int", default=1234, help="corpus seed"),
-                "limit": Option("int", help="use only the first N utterances of each split"),
+                "seed": Option("int", default=1234, min=0, max=2**32 - 1, help="corpus seed"),
+                "limit": Option("int", min=1, help="use only the first N utterances of each split"),
             },
             version=PLUGIN_VERSION,
         ),

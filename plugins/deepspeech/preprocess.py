@@ -19,6 +19,7 @@ import numpy as np
 
 from porter.api import InputSet, write_sample
 from porter.api import InputError
+from porter.api import atomic_write_bytes
 
 from .checkpoint import check_tensors_fit
 from .datasets import (RAW_S16BE_16K, RAW_SAMPLE_RATE, DroppedCharacters, Utterance, filter_transcript,
@@ -210,8 +211,8 @@ class DeviceLayout:
         padded = np.zeros(spect.shape[:-1] + (self.static_length,), dtype=np.float32)
         padded[..., :spect.shape[-1]] = spect
         number = index + 1
-        _write_atomic(self.folder / "spect" / f"data{number}.bin", padded.tobytes())
-        _write_atomic(self.folder / "sizes" / f"data{number}.bin", lengths.astype(np.int32).tobytes())
+        atomic_write_bytes(self.folder / "spect" / f"data{number}.bin", padded.tobytes())
+        atomic_write_bytes(self.folder / "sizes" / f"data{number}.bin", lengths.astype(np.int32).tobytes())
 
     def describe(self, count: int) -> dict:
         return {
@@ -224,9 +225,3 @@ class DeviceLayout:
             "count": count,
             "number": "the sample's index in the InputSet plus 1 (data1.bin is sample 0)",
         }
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)

@@ -23,10 +23,10 @@ def add_parser(sub):
 
 def run(args) -> int:
     from porter.errors import InputError
+    from porter.fsutil import make_dirs
     from porter.pipeline import _importable_from, prepare
     from porter.precision.divergence import diverge, render_table, write
     from porter.precision.graphs import variant_graphs
-    from porter.fsutil import make_dirs
 
     if args.samples < 1:
         raise InputError(f"is {args.samples}; expected at least 1 sample", field="--samples")
@@ -38,7 +38,7 @@ def run(args) -> int:
     with _importable_from(recipe.path.parent):
         graphs = variant_graphs(recipe, plugins, args.variant)
     report = diverge(graphs.reference, graphs.graph, graphs.inputs, variant=args.variant, workdir=out,
-                     samples=args.samples, tolerance=args.tolerance)
+                     samples=args.samples, tolerance=args.tolerance, names_from=graphs.compile_input)
     paths = write(report, out)
     print(f"reference: the export ({graphs.reference}); variant graph: {graphs.graph_from} ({graphs.graph})")
     if graphs.compile_message:

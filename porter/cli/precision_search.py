@@ -61,7 +61,8 @@ def run(args) -> int:
                                 progress=progress)
         knob = find_knob(graphs.variant, plugins, graphs)
         divergence = diverge(graphs.reference, graphs.graph, graphs.inputs, variant=args.variant,
-                             workdir=out / "divergence", samples=args.samples)
+                             workdir=out / "divergence", samples=args.samples,
+                             names_from=graphs.compile_input)
         write(divergence, out / "divergence")
         candidates = rank_candidates(divergence, onnx.load(str(knob.graph), load_external_data=False),
                                      args.max_candidates)
@@ -74,6 +75,10 @@ def run(args) -> int:
     print(render_trials(result))
     if chosen is None:
         return 3
+    if not chosen.kept:
+        print(f"\n{args.variant} already meets {budget!r}: nothing to keep, no files written\ntrials: "
+              f"{out / 'search.json'}")
+        return 0
     knob_pass = graphs.variant.passes[knob.pass_index].name if knob.pass_index is not None else None
     emitted = emit(chosen.kept, knob.graph, out, variant=args.variant, knob_pass=knob_pass,
                    base_passes=graphs.variant.passes)

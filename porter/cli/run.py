@@ -23,7 +23,7 @@ def add_parser(sub):
                    "else local)")
     p.add_argument("--address", help="Dask scheduler address (tcp://host:8786) or scheduler file (*.json); default: a local cluster")
     p.add_argument("--budget", action="append", default=[], metavar="EXPR",
-                   help="a regression budget such as 'wer_delta<=0.5' or 'p99_ms<=40' (repeatable)")
+                   help="a regression budget such as 'delta_wer<=0.5' or 'p99_ms<=40' (repeatable)")
     p.add_argument("--out", type=Path, help="also write report.json/.md/.html into this folder")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)

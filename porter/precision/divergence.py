@@ -15,10 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import onnx
+
 from porter.agreement import TensorAgreement, combine, compare_tensors
 from porter.artifacts import InputSet
 from porter.fsutil import atomic_write_bytes, atomic_write_text
-from porter.precision.matching import TensorMatch, match_tensors, producers, take
+from porter.precision.matching import (
+    TensorMatch,
+    aligned,
+    match_tensors,
+    producers,
+    take,
+)
 from porter.precision.probe import Feed, TensorProbe, choose_feeds, feed_arrays
 
 # ops that move or reshape values without computing new ones: their rows repeat the layer before them
@@ -86,14 +94,14 @@ def _compare(match: TensorMatch, ref: dict, new: dict) -> TensorAgreement | None
         return None  # not a float tensor on one side
     a = take(ref[match.reference], match.source_slices)
     b = take(new[match.variant], match.slices)
-    if a.dtype != b.dtype:  # an fp16 tensor against its fp32 original: the values are the question, not the type
-        b = b.astype(a.dtype)
-    return compare_tensors(match.reference, a, b)
+    return compare_tensors(match.reference, a, aligned(a, b))
 
 
 def diverge(reference_path: Path, variant_path: Path, inputs: InputSet, *, variant: str, workdir: Path,
-            samples: int = 3, tolerance: float = 1e-2) -> DivergenceReport:
-    """Compare every matched tensor of ``variant_path`` with ``reference_path`` on real inputs."""
+            samples: int = 3, tolerance: float = 1e-2, names_from: Path | None = None) -> DivergenceReport:
+    """Compare every matched tensor of ``variant_path`` with ``reference_path`` on real inputs. ``names_from``:
+    the graph whose node names the table gives (the one a compiler was given, whose names a keep-list holds,
+    rather than the names the compiler's own rewrites invent), where it has the tensor."""
     ref_probe = TensorProbe(reference_path, workdir)
     var_probe = TensorProbe(variant_path, workdir)
     matches = match_tensors(ref_probe.model, var_probe.model)
@@ -111,6 +119,8 @@ def diverge(reference_path: Path, variant_path: Path, inputs: InputSet, *, varia
         del ref, new
     ref_prod = producers(ref_probe.model)
     var_prod = producers(var_probe.model)
+    if names_from is not None and Path(names_from) != Path(variant_path):
+        var_prod.update(producers(onnx.load(str(names_from), load_external_data=False)))
     layers = []
     for index, match in enumerate(matches):
         if index not in worst:

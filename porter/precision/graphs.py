@@ -77,6 +77,8 @@ def variant_graphs(recipe: Recipe, plugins, name: str, *, executor: str = "local
         graph, graph_from = compiled.value.path, f"compile ({variant.target.name})"
     elif compiled.value is None:
         message = compiled.record.message
+    else:
+        message = f"{variant.target.name} compiles to {Path(compiled.value.path).name}"
     models = (export.path, *(results[k].value.path for k in path.graph_fix))
     return VariantGraphs(variant, results[path.preprocess].value, export.path, Path(graph), graph_from, message,
                          tuple(Path(m) for m in models))

@@ -101,3 +101,14 @@ def take(array: np.ndarray, slices) -> np.ndarray:
             return array
         index[axis] = slice(start, stop)
     return array[tuple(index)]
+
+
+def aligned(reference: np.ndarray, variant: np.ndarray) -> np.ndarray:
+    """``variant`` in the reference's dtype, and in its shape where the two differ only by size-1 axes (one
+    direction of an LSTM's [T, 2, B, H] against a pass's squeezed [T, B, H]): the values are the question."""
+    if variant.dtype != reference.dtype:
+        variant = variant.astype(reference.dtype)
+    if (variant.shape != reference.shape and variant.size == reference.size
+            and np.squeeze(variant).shape == np.squeeze(reference).shape):
+        variant = variant.reshape(reference.shape)
+    return variant

@@ -69,16 +69,16 @@ def _load(model_cfg) -> MLP:
 @hookimpl
 def porter_register_models():
     return [ModelSpec("mlp", "MLP classifier (test plugin)",
-                      options={"checkpoint": Option("path", required=True), "hidden": Option("int", 16),
+                      options={"checkpoint": Option("path", required=True), "hidden": Option("int", 16, min=1, max=4096),
                                # seconds to sleep in a stage, so tests can interrupt it mid-way
                                "delays": Option("dict", {})},
-                      export_options={"opset": Option("int", 13)})]
+                      export_options={"opset": Option("int", 13, min=7, max=20)})]
 
 
 @hookimpl
 def porter_register_datasets():
-    return [DatasetSpec("blobs", "Gaussian blobs", options={"n": Option("int", 40), "seed": Option("int", 7),
-                                                          "delay": Option("float", 0.0)})]
+    return [DatasetSpec("blobs", "Gaussian blobs", options={"n": Option("int", 40, min=0, max=100_000), "seed": Option("int", 7, min=0),
+                                                          "delay": Option("float", 0.0, min=0.0)})]
 
 
 @hookimpl
@@ -92,7 +92,7 @@ def porter_register_passes():
     return [PassSpec("scale_logits", "multiplies the outputs by a factor (breaks parity on purpose)",
                      options={"factor": Option("float", 2.0)}, tolerance=1e-4),
             PassSpec("slow_identity", "changes nothing, slowly (so tests can interrupt a graph pass)",
-                     options={"seconds": Option("float", 0.0)})]
+                     options={"seconds": Option("float", 0.0, min=0.0)})]
 
 
 @hookimpl

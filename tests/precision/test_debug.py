@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 
+import onnx
 from conftest import FP16
 from onnx import TensorProto, helper
 
@@ -84,3 +85,61 @@ def test_debug_refuses_the_reference_and_suggests_misspelt_variants(fragile):
     assert code == 2 and "framework reference" in err
     code, _, err = fragile.porter("debug", recipe, "--variant", "fp61")
     assert code == 2 and "did you mean 'fp16'" in err
+
+
+def test_split_lstm_directions_are_matched_to_their_half_of_the_bidirectional_output(tmp_path):
+    """split_bidirectional_lstm records which half of Y each direction's output is; direction_sum_to_add then
+    removes the Concat that rebuilt Y, and the halves are still compared with the reference's Y."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "ascend310"))
+    try:
+        from lstm_models import export_deepspeech_like, time_major_feeds
+    finally:
+        sys.path.pop(0)
+    from porter_ascend310.passes import PASSES
+
+    from porter.precision.matching import aligned, take
+    from porter.precision.probe import TensorProbe
+
+    reference = export_deepspeech_like()
+    split = PASSES["split_bidirectional_lstm"][1](onnx.load_from_string(reference.SerializeToString()))
+    summed = PASSES["direction_sum_to_add"][1](split)
+    carry_provenance(read_provenance(split), summed)
+    onnx.save(reference, str(tmp_path / "ref.onnx"))
+    onnx.save(summed, str(tmp_path / "new.onnx"))
+    halves = [m for m in match_tensors(reference, summed) if m.matched_by == "provenance"]
+    assert len(halves) >= 2 and {m.source_slices for m in halves} >= {((1, 0, 1),), ((1, 1, 2),)}
+    feeds = time_major_feeds()
+    ref = TensorProbe(tmp_path / "ref.onnx", tmp_path).run(feeds)
+    new = TensorProbe(tmp_path / "new.onnx", tmp_path).run(feeds)
+    for m in halves:
+        a = take(ref[m.reference], m.source_slices)
+        b = aligned(a, take(new[m.variant], m.slices))
+        assert a.shape == b.shape and float(abs(a - b).max()) < 1e-5
+
+
+def test_debug_works_on_a_model_no_plugin_knows(fragile, tmp_path):
+    """The generic plugin's worked example (a small CNN given as an ONNX file): an int8 variant compared layer
+    by layer, the padded batch included, with no model plugin of its own."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "recipes" / "examples" / "make_tiny_cnn.py"
+    spec = importlib.util.spec_from_file_location("make_tiny_cnn_for_debug", example)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    files = module.write_example(tmp_path / "tiny_cnn", samples=3)
+    recipe = fragile.write({
+        "name": "tiny", "model": {"name": "onnx", "options": {"path": str(files / "model.onnx")}},
+        "dataset": {"name": "tensors", "options": {"inputs": str(files / "inputs")}},
+        "target": {"name": "onnxruntime"}, "metrics": ["cosine"],
+        "variants": {"int8": {"target": {"flags": {"quantize": "int8_dynamic_conv"}}}}}, "tiny.yaml")
+    code, out, err = fragile.porter("debug", recipe, "--variant", "int8")
+    assert code == 0, err
+    report = json.loads((fragile.root / ".porter" / "tiny" / "debug" / "int8" / "divergence.json").read_text())
+    ops = {x["op"] for x in report["layers"]}
+    assert {"Conv", "Gemm"} & ops and "padded batch" in report["feeds"][-1]
+    assert all(0.9 < x["cosine"] <= 1.0 + 1e-9 for x in report["layers"] if not x["problem"])

@@ -158,3 +158,14 @@ def test_openvino_does_not_honour_the_fp16_marker_at_inference():
             pytest.skip(f"this CPU runs no {hint}")
         error = abs(float(marked(x)[0][0, 0]) - exact)
         assert error == abs(float(plain(x)[0][0, 0]) - exact) and error > 1e-3
+
+
+def test_a_variant_already_within_budget_needs_no_keep_list(fragile):
+    recipe = fragile.write(fragile.recipe(fp16=FP16))
+    code, out, err = fragile.porter("precision-search", recipe, "--variant", "fp16", "--budget",
+                                    "delta_error_rate<=50")
+    assert code == 0, err
+    assert "already meets" in out
+    folder = fragile.root / ".porter" / "fragile" / "precision" / "fp16"
+    assert json.loads((folder / "search.json").read_text())["chosen"] == []
+    assert not (folder / "keep_dtype.cfg").exists()

@@ -282,6 +282,193 @@ def out_folder_under_a_regular_file(c: Case) -> Expect:
                                                         "expected a folder porter can write to"))
 
 
+# --- recipes: YAML that hangs or hides a value, sections of the wrong type, numbers out of range (issue 23) ---
+
+ALIAS_BOMB = "\n".join(
+    ["name: bomb", "a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    + ["graph_fix: [{name: onnxoptimizer, options: {passes: *a8}}]"]) + "\n"
+
+
+@row
+def yaml_alias_bomb(c: Case) -> Expect:
+    # 9 ** 9 strings once expanded; refused when read, before anything copies or hashes it
+    path = c.write_recipe(ALIAS_BOMB)
+    return Expect(c.run_args(path), path, ("expands to more than 100,000 values", "alias bomb"))
+
+
+@row
+def yaml_alias_bomb_validate(c: Case) -> Expect:
+    path = c.write_recipe(ALIAS_BOMB)
+    return Expect(("validate", path), path, ("expands to more than 100,000 values",))
+
+
+@row
+def yaml_recursive_alias(c: Case) -> Expect:
+    path = c.write_recipe("name: loop\ngraph_fix: &g [cleanup, *g]\n")
+    return Expect(("validate", path), path, ("the anchor at line 2 contains an alias to itself",))
+
+
+@row
+def duplicate_key_in_a_section(c: Case) -> Expect:
+    path = c.mlp_recipe()
+    text = path.read_text().replace("  name: onnxruntime\n", "  name: onnxruntime\n  name: ascend310\n")
+    path.write_text(text)
+    first = text.splitlines().index("  name: onnxruntime") + 1
+    return Expect(("validate", path), path, (f"duplicate key 'name' at line {first + 1} (first at line {first})",))
+
+
+@row
+def duplicate_reference_key(c: Case) -> Expect:
+    path = c.mlp_recipe(variants={"torch": {"reference": True}, "ort": {}})
+    text = path.read_text().replace("    reference: true\n", "    reference: true\n    reference: false\n")
+    path.write_text(text)
+    first = text.splitlines().index("    reference: true") + 1
+    return Expect(c.run_args(path), path, (f"duplicate key 'reference' at line {first + 1} (first at line {first})",))
+
+
+@row
+def recipe_path_is_a_folder(c: Case) -> Expect:
+    c.mlp_recipe()
+    return Expect(("validate", c.root), c.root, ("is a folder, not a recipe file", "expected a YAML recipe",
+                                                 str(c.root / "recipe.yaml")))
+
+
+@row
+def target_flags_a_list(c: Case) -> Expect:
+    path = c.mlp_recipe(target={"name": "onnxruntime", "flags": ["warmup", 1]})
+    return Expect(("validate", path), path, ("target.flags", "expected a mapping of flags", "got list"))
+
+
+@row
+def dataset_options_a_string(c: Case) -> Expect:
+    path = c.mlp_recipe(dataset={"name": "blobs", "options": "n=12"})
+    return Expect(("validate", path), path, ("dataset.options", "expected a mapping of options", "got str"))
+
+
+@row
+def dataset_options_an_int(c: Case) -> Expect:
+    path = c.mlp_recipe(dataset={"name": "blobs", "options": 12})
+    return Expect(c.run_args(path), path, ("dataset.options", "expected a mapping of options", "got int 12"))
+
+
+def _flag_row(c: Case, flag: str, value, expected: str) -> Expect:
+    path = c.mlp_recipe(target={"name": "onnxruntime", "flags": {flag: value}})
+    return Expect(("validate", path), path, (f"target.flags.{flag}", f"{value!r} is out of range", expected))
+
+
+@row
+def batch_size_negative(c: Case) -> Expect:
+    return _flag_row(c, "batch_size", -1, "expected an int from 1 to 65536")
+
+
+@row
+def batch_size_zero(c: Case) -> Expect:
+    return _flag_row(c, "batch_size", 0, "expected an int from 1 to 65536")
+
+
+@row
+def max_batch_frames_negative(c: Case) -> Expect:
+    return _flag_row(c, "max_batch_frames", -5, "expected an int from 0 to")
+
+
+@row
+def intra_op_threads_negative(c: Case) -> Expect:
+    return _flag_row(c, "intra_op_threads", -5, "expected an int from 0 to 1024")
+
+
+@row
+def warmup_negative(c: Case) -> Expect:
+    return _flag_row(c, "warmup", -7, "expected an int from 0 to 10000")
+
+
+@row
+def pass_tolerance_negative(c: Case) -> Expect:
+    path = c.mlp_recipe(graph_fix=[{"name": "cleanup", "tolerance": -1e-3}])
+    return Expect(("validate", path), path, ("graph_fix[0].tolerance", "expected a non-negative number"))
+
+
+@row
+def static_length_huge(c: Case) -> Expect:
+    path = c.ds_recipe()
+    recipe = yaml.safe_load(path.read_text())
+    recipe["model"]["export"]["static_length"] = 10 ** 23
+    c.write_recipe(recipe)
+    return Expect(("validate", path), path, ("model.export.static_length", "100000000000000000000000 is out of "
+                                             "range", "expected an int from 1 to 100000"))
+
+
+@row
+def static_length_as_an_exponent(c: Case) -> Expect:
+    path = c.ds_recipe()
+    path.write_text(path.read_text().replace("static_length: 200", "static_length: 1e23"))
+    return Expect(("validate", path), path, ("model.export.static_length", "expected int, got str '1e23'",
+                                             "write a whole number"))
+
+
+@row
+def opset_unsupported(c: Case) -> Expect:
+    path = c.ds_recipe()
+    recipe = yaml.safe_load(path.read_text())
+    recipe["model"]["export"]["opset"] = 99
+    c.write_recipe(recipe)
+    return Expect(("validate", path), path, ("model.export.opset", "99 is out of range",
+                                             "expected an int from 7 to 20"))
+
+
+# --- budgets and variant selection ----------------------------------------------------------------------
+
+@row
+def recipe_budget_unknown_quantity(c: Case) -> Expect:
+    path = c.mlp_recipe(budgets=["foo>1"])
+    return Expect(("validate", path), path, ("budgets[0]", "budget 'foo>1': unknown quantity 'foo'",
+                                             "known: compile_s"))
+
+
+@row
+def recipe_budget_unknown_variant(c: Case) -> Expect:
+    path = c.mlp_recipe(budgets=["ortt:p99_ms<40"])
+    return Expect(("validate", path), path, ("budgets[0]", "names variant 'ortt'", "did you mean 'ort'?"))
+
+
+@row
+def cli_budget_unknown_quantity(c: Case) -> Expect:
+    # the example `porter run --help` used to give; refused before any stage runs
+    path = c.mlp_recipe()
+    return Expect(c.run_args(path, "--budget", "error_rate_delta<=0.5"), path,
+                  ("--budget", "unknown quantity 'error_rate_delta'", "did you mean 'delta_error_rate'?"),
+                  after=lambda: _assert_absent(c.workspace / "artifacts"))
+
+
+def _report_kept(c: Case, path: Path) -> Callable[[], None]:
+    """Run ``path`` once for real; the returned check says the bad run left that run's report.json alone."""
+    code, out, err = c.porter(*c.run_args(path))
+    assert code == 0, out + err
+    before = (c.workspace / "report.json").read_bytes()
+
+    def kept():
+        assert (c.workspace / "report.json").read_bytes() == before, "report.json was overwritten"
+    return kept
+
+
+@row
+def unknown_variant_selected(c: Case) -> Expect:
+    path = c.mlp_recipe()
+    kept = _report_kept(c, path)
+    return Expect(c.run_args(path, "--variant", "ortt"), path,
+                  ("--variant", "unknown variant 'ortt'", "did you mean 'ort'?", "known: ort, torch"), after=kept)
+
+
+@row
+def compare_budget_naming_a_missing_variant(c: Case) -> Expect:
+    path = c.mlp_recipe()
+    code, out, err = c.porter(*c.run_args(path, "--out", c.root / "a"))
+    assert code == 0, out + err
+    report = c.root / "a" / "report.json"
+    return Expect(("compare", report, report, "--budget", "nosuch:error_rate<=1"), report,
+                  ("--budget", "names variant 'nosuch'", "variants: torch, ort"))
+
+
 # --- security: names and bundle paths that would leave their folder ----------------------------------------
 
 @row

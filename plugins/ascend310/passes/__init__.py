@@ -55,7 +55,8 @@ _SPECS = [
                     "time-major with Transposes.",
         options={"include_reverse": Option("bool", True, help="also turn direction=reverse nodes into forward "
                                                               "nodes on reversed input")},
-        version=VERSION, tolerance=1e-5), split_bidirectional_lstm),
+        # 2: records which half of Y each direction's output is (porter debug's provenance)
+        version="2", tolerance=1e-5), split_bidirectional_lstm),
     (PassSpec(
         name="direction_sum_to_add",
         description="Replace a sum over a bidirectional RNN's direction axis (Reshape [T,B,2,H] + ReduceSum, or "
@@ -83,7 +84,7 @@ _SPECS = [
         description="Pad LSTM/GRU/RNN hidden sizes (and input sizes) to a multiple with zero weights and zero "
                     "initial states, so the extra units stay exactly zero; outputs are sliced back, and the "
                     "slice is absorbed into the next RNN's or MatMul's weights (zero columns/rows) where it can.",
-        options={"multiple": Option("int", 16, help="size multiple (16: Ascend fp16 cube)"),
+        options={"multiple": Option("int", 16, min=1, max=4096, help="size multiple (16: Ascend fp16 cube)"),
                  "pad_input": Option("bool", True, help="also pad input sizes, with a zero Pad of X")},
         version=VERSION, tolerance=1e-5), pad_rnn_to_multiple),
     (PassSpec(

@@ -15,6 +15,8 @@ import copy
 import onnx
 from onnx import TensorProto
 
+from porter.api import Provenance, note_provenance
+
 from porter_ascend310.passes import rnn
 from porter_ascend310.passes.graph import Graph, attribute, input_at
 
@@ -95,6 +97,15 @@ def _split(graph: Graph, node: onnx.NodeProto) -> None:
                 y_parts.append(outputs[rnn.Y])
     if bidirectional and used_outputs[rnn.Y]:
         graph.op("Concat", y_parts, f"{name}_directions", output=used_outputs[rnn.Y], axis=1)
+        # later passes (direction_sum_to_add) drop the Concat and read the halves, or the backward half before
+        # its Unsqueeze: say which half of Y each one is
+        halves = []
+        for i, part in enumerate(y_parts):
+            halves.append(Provenance(part, used_outputs[rnn.Y], source_slices=((1, i, i + 1),)))
+            made = next((n for n in graph.graph.node if part in n.output), None)
+            if made is not None and made.op_type == "Unsqueeze":
+                halves.append(Provenance(made.input[0], used_outputs[rnn.Y], source_slices=((1, i, i + 1),)))
+        note_provenance(graph.model, halves)
     for slot in rnn.state_outputs(node):
         if len(used_outputs) <= slot or not used_outputs[slot]:
             continue
