@@ -137,7 +137,7 @@ def test_debug_works_on_a_model_no_plugin_knows(fragile, tmp_path):
         "dataset": {"name": "tensors", "options": {"inputs": str(files / "inputs")}},
         "target": {"name": "onnxruntime"}, "metrics": ["cosine"],
         "variants": {"int8": {"target": {"flags": {"quantize": "int8_dynamic_conv"}}}}}, "tiny.yaml")
-    code, out, err = fragile.porter("debug", recipe, "--variant", "int8")
+    code, _, err = fragile.porter("debug", recipe, "--variant", "int8")
     assert code == 0, err
     report = json.loads((fragile.root / ".porter" / "tiny" / "debug" / "int8" / "divergence.json").read_text())
     ops = {x["op"] for x in report["layers"]}
