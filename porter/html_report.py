@@ -370,7 +370,7 @@ def _passes_section(report: RunReport) -> str:
             after = dict(_attr(rec, "ops_after", {}) or {})
             check = _attr(rec, "check", {}) or {}
             diff, tol = _num(_attr(check, "max_abs_diff")), _num(_attr(check, "tolerance"))
-            passed = diff is not None and tol is not None and diff <= tol
+            passed = diff is not None and tol is not None and diff <= tol and not _attr(check, "problem", "")
             rows.append([str(_attr(rec, "name", "?")), str(sum(before.values())), str(sum(after.values())),
                          _op_changes(before, after), _fmt(diff, 3), _fmt(tol, 3),
                          str(_attr(check, "samples", "-")), _fmt(_attr(rec, "seconds"), 2),
@@ -393,9 +393,11 @@ def _checks_section(report: RunReport) -> str:
         rows, classes = [], []
         for c in checks:
             diff, tol = _num(_attr(c, "max_abs_diff")), _num(_attr(c, "tolerance"))
-            passed = diff is not None and tol is not None and diff <= tol
+            problem = str(_attr(c, "problem", "") or "")
+            passed = diff is not None and tol is not None and diff <= tol and not problem
             rows.append([str(_attr(c, "label", "")), _fmt(diff, 3), _fmt(tol, 3), str(_attr(c, "samples", "-")),
-                         "ok" if passed else "FAILED", str(_attr(c, "detail", "") or "")])
+                         "ok" if passed else "FAILED",
+                         "; ".join(t for t in (problem, str(_attr(c, "detail", "") or "")) if t)])
             classes.append("" if passed else "failed")
         out.append(f"<h3>{_e(', '.join(names))}</h3>")
         out.append(_table(["check", "max abs diff", "tolerance", "samples", "parity", "detail"], rows,

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from porter.errors import InputError, RecipeError
+from porter.dask_address import check_address
 from porter.options import suggest, unknown_name_error, validate_options, yaml_float
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
 from porter.strict_yaml import YamlProblem, load_strict
@@ -236,7 +237,7 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         allow_missing_tools=allow_missing,
         budgets=tuple(budgets),
         executor=executor,
-        address=raw.get("address"),
+        address=check_address(raw.get("address"), base_dir=base_dir, file=file, field="address"),
         bundle=_path_field("bundle"),
         raw=raw,
     )
