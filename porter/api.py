@@ -29,6 +29,7 @@ from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session, st
 from porter.pipeline import run_recipe
 from porter.precision.keeplist import KeepList, read_keep_dtype
 from porter.precision.provenance import Provenance, note_provenance
+from porter.recipe import describe_yaml_error
 from porter.runner import BaseRunner
 from porter.scoring import Evaluator
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
@@ -63,4 +64,6 @@ __all__ = [
     "Provenance", "note_provenance", "KeepList", "read_keep_dtype",
     # running a recipe from a plugin's own command (`porter score BUNDLE`): the report, or the report printed
     "run_recipe", "run_and_print",
+    # a YAML parse error as one line, for plugins that read YAML files of their own (checkpoint sidecars)
+    "describe_yaml_error",
 ]

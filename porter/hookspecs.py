@@ -1,8 +1,11 @@
 """Every hook porter calls, in the order a run calls them.
 
 Hooks take keyword arguments only; an implementation may accept any subset of them. Stage hooks are
-``firstresult``: porter calls them with the name of the model, dataset, pass or target a recipe chose, and each
-implementation returns ``None`` for names it does not own, so the plugin that registered the name answers.
+``firstresult`` and porter calls each one only on the plugin that registered the name it is about (the model,
+dataset, pass or target a recipe chose; the registry knows the owner), so one plugin can never answer for
+another's name. Implementations still return ``None`` for names they do not own: it documents which names are
+theirs, and a plugin registering several names dispatches on it. What a registration hook returns is checked
+(a list of the kind's spec type, each with a non-empty name); anything else is an error naming the plugin.
 
 A stage writes its files only under ``workdir``: porter gives each stage a fresh temporary directory and renames
 it into the workspace when the stage returns, so an interrupted stage never leaves a half-written artifact.

@@ -66,6 +66,14 @@ class Recipe:
         return next((v for v in self.variants if v.reference), None)
 
 
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """One line for a YAML parse error: where it is and what is wrong (PyYAML's own text spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"malformed YAML{where}: {problem}"
+
+
 def read_recipe_file(path: Path) -> dict:
     path = Path(path)
     if path.is_dir():
@@ -87,10 +95,7 @@ def read_recipe_file(path: Path) -> dict:
     except YamlProblem as exc:
         raise RecipeError(str(exc), file=path) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(f"malformed YAML{where}: {problem}", file=path) from None
+        raise RecipeError(describe_yaml_error(exc), file=path) from None
     if data is None:
         raise RecipeError("the recipe is empty; expected a mapping with model, dataset, target and variants",
                           file=path)

@@ -24,7 +24,7 @@ class Evaluator:
     metrics: tuple[str, ...]
     inputs: InputSet
     model: Any  # the ModelConfig the score hook decodes with
-    hook: Any  # the plugin manager's hook relay
+    score_hook: Any  # porter_score of the plugin that registered the model
 
     def score(self, indices: Sequence[int], outputs: Sequence[Mapping[str, np.ndarray]]) -> float:
         """The metric over the samples ``indices`` (of ``inputs``) whose outputs are ``outputs`` (batch-1
@@ -45,8 +45,8 @@ class Evaluator:
             outs = OutputSet(root / "outputs", ids, tuple(outputs[0]), Timing((), 0.0))
             # no framework reference run exists while compiling: models that score against one (the generic
             # plugin's output agreement) cannot drive accuracy control
-            result = self.hook.porter_score(model=self.model, metrics=self.metrics, inputs=subset, outputs=outs,
-                                            reference=None)
+            result = self.score_hook(model=self.model, metrics=self.metrics, inputs=subset, outputs=outs,
+                                     reference=None)
         if result is None or self.metric not in result.values:
             raise InputError(f"no plugin scored metric {self.metric!r} for model {self.model.name!r}",
                              field="metrics")
@@ -59,4 +59,5 @@ def evaluator_for(plugins, model, metrics: Sequence[str], inputs: InputSet) -> E
         return None
     spec = plugins.registry.get("metrics", metrics[0])
     return Evaluator(metric=metrics[0], lower_is_better=getattr(spec, "lower_is_better", True),
-                     metrics=tuple(metrics), inputs=inputs, model=model, hook=plugins.hook)
+                     metrics=tuple(metrics), inputs=inputs, model=model,
+                     score_hook=plugins.owned_hook("porter_score", "models", model.name))

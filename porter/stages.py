@@ -121,10 +121,10 @@ def _no_answer(node: StageNode, what: str):
 
 
 def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context: StageContext):
-    hook = plugins.hook
+    owned = plugins.owned_hook
     if node.stage == "preprocess":
         dataset, model = node.config
-        out = hook.porter_preprocess(dataset=dataset, model=model, workdir=workdir)
+        out = owned("porter_preprocess", "datasets", dataset.name)(dataset=dataset, model=model, workdir=workdir)
         if out is None:
             raise _no_answer(node, f"dataset {dataset.name!r}")
         if len(out) == 0:
@@ -132,7 +132,8 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context
                              "options)", field="dataset.options")
         return out
     if node.stage == "export":
-        out = hook.porter_export(model=node.config, inputs=upstream["inputs"], workdir=workdir)
+        out = owned("porter_export", "models", node.config.name)(model=node.config, inputs=upstream["inputs"],
+                                                                 workdir=workdir)
         if out is None:
             raise _no_answer(node, f"model {node.config.name!r}")
         failed = [c for c in out.checks if not c.passed]
@@ -145,26 +146,30 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context
     if node.stage == "compile":
         model_config, metrics = node.scoring or (None, ())
         evaluate = evaluator_for(plugins, model_config, metrics, upstream["inputs"]) if model_config else None
-        out = hook.porter_compile(target=node.config, model=upstream["model"], inputs=upstream["inputs"],
-                                  evaluate=evaluate, workdir=workdir, context=context)
+        out = owned("porter_compile", "targets", node.config.name)(
+            target=node.config, model=upstream["model"], inputs=upstream["inputs"], evaluate=evaluate,
+            workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return _check_compiled(node, out, upstream, plugins)
     if node.stage == "run":
-        out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
-                              workdir=workdir, context=context)
+        out = owned("porter_run", "targets", node.config.name)(
+            target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"], workdir=workdir,
+            context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
     if node.stage == "run_reference":
-        out = hook.porter_run_reference(model=node.config, inputs=upstream["inputs"], workdir=workdir)
+        out = owned("porter_run_reference", "models", node.config.name)(model=node.config, inputs=upstream["inputs"],
+                                                                        workdir=workdir)
         if out is None:
             raise _no_answer(node, f"model {node.config.name!r}")
         return out
     if node.stage == "score":
         model, metrics = node.config
-        out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
-                                outputs=upstream["outputs"], reference=upstream.get("reference"))
+        out = owned("porter_score", "models", model.name)(model=model, metrics=tuple(metrics),
+                                                          inputs=upstream["inputs"], outputs=upstream["outputs"],
+                                                          reference=upstream.get("reference"))
         if out is None:
             raise _no_answer(node, f"model {model.name!r}")
         return out
@@ -175,7 +180,7 @@ def _check_compiled(node: StageNode, compiled: CompiledModel, upstream: dict, pl
     """The compiled model against the exported ONNX on real padded batches and alone (porter.parity); the
     variant fails beyond the compiled model's tolerance. A target without a runner here is not checked."""
     target = node.config
-    runner = plugins.hook.porter_runner(target=target, compiled=compiled)
+    runner = plugins.owned_hook("porter_runner", "targets", target.name)(target=target, compiled=compiled)
     if runner is None:
         return compiled
     estimate = compiled.estimate or any(
@@ -213,7 +218,7 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
     ops_before = op_counts(before)
     prior = read_provenance(before)  # before the pass: it may rewrite ``before`` in place
     t0 = time.perf_counter()
-    after = plugins.hook.porter_graph_fix(graph_pass=graph_pass, model=before)
+    after = plugins.owned_hook("porter_graph_fix", "passes", graph_pass.name)(graph_pass=graph_pass, model=before)
     seconds = time.perf_counter() - t0
     if after is None:
         raise _no_answer(node, f"graph pass {graph_pass.name!r}")
