@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,28 +18,11 @@ from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
 from porter.parity import ESTIMATE_TOLERANCE, EXACT_TOLERANCE, check_compiled, failure_message
 from porter.scoring import evaluator_for
 from porter.plan import StageNode
+from porter.report.model import StageRecord
 from porter.hashing import digest, file_digest
 from porter.precision.provenance import carry_provenance, read_provenance
 from porter.specs import StageContext
 from porter.workspace import Workspace
-
-
-@dataclass
-class StageRecord:
-    key: str
-    stage: str
-    plugin: str
-    label: str
-    cache_hit: bool
-    seconds: float = 0.0
-    peak_rss_mb: float = 0.0
-    added_mb: float = 0.0
-    worker: str = ""
-    waited_seconds: float = 0.0
-    artifact_digest: str = ""
-    status: str = "ok"  # ok, skipped (tool missing), failed
-    message: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def cached_node(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
