@@ -18,4 +18,4 @@ else
     echo "install.sh: no apt-get here; install these yourself: ${SPEECH_PACKAGES[*]}" >&2
 fi
 # torch is pinned to 2.13.0 in setup.cfg: an unpinned torch would pull a multi-GB CUDA build
-python3 -m pip install -q -e '.[dask,test]'
+python3 -m pip install -q -e '.[dask,test,openvino]'

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import yaml
 
+from porter.fsutil import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MLP_PLUGIN = REPO / "tests" / "core" / "mlp_porter.py"
@@ -326,10 +328,7 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(results, indent=1, sort_keys=True))
 
     print(f"\nratio, Dask (LocalCluster started per run) / in-process: "
           f"{results['ratio_dask_started_per_run_vs_in_process']:.2f}")

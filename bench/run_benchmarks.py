@@ -26,6 +26,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "porter-nu
 
 from bench_recipe import DEFAULT_MAX_BATCH_FRAMES  # noqa: E402 - bench/ is on sys.path from here on
 from porter.cli.main import quiet_torch_cpp_warnings  # noqa: E402
+from porter.fsutil import atomic_write_text  # noqa: E402
 
 # as the porter command does, before anything imports torch: its exporter's C++ warnings would bury the figures
 quiet_torch_cpp_warnings()
@@ -81,10 +82,7 @@ def _finite(obj):
 
 
 def _write(path: Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_finite(results), indent=1, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(_finite(results), indent=1, default=str))
 
 
 def main(argv=None) -> int:
@@ -97,7 +95,7 @@ def main(argv=None) -> int:
         return 0
 
     import bench_recipe
-    from porter.report import host_info, library_versions
+    from porter.report.host import host_info, library_versions
 
     only = {part.strip() for part in args.only.split(",") if part.strip()}
     repeats = args.repeats or (2 if args.quick else 5)

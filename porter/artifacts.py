@@ -78,6 +78,13 @@ class CompiledModel:
     compile_seconds: float = 0.0
     size_bytes: int = 0
     details: Mapping[str, Any] = field(default_factory=dict)  # argv, tool versions, session options
+    # True when the compiled model computes in a reduced precision (bf16, int8): its figures are an estimate of
+    # the fp32 model's and the parity check after compile uses the looser estimate tolerance
+    estimate: bool = False
+    # the max abs difference the core's parity check accepts against the exported ONNX; None: the core's default
+    tolerance: float | None = None
+    # the core's parity checks of this compiled model (padded batches and the same samples alone)
+    checks: tuple[ParityCheck, ...] = ()
 
 
 def _sample_file(root: Path, index: int) -> Path:

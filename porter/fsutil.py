@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
+import secrets
+import shutil
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -59,17 +60,35 @@ def in_writable(make: Callable[[], T], folder: Path, *, what: str) -> T:
                          "can write to", file=folder) from None
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write ``data`` under a temporary name in the same folder, fsync, then rename over ``path``."""
+def _temporary_name(path: Path) -> Path:
+    # hidden, unique per writer (two processes filling one shared folder must not interleave), and ending in the
+    # target's suffix for writers that choose a format by it (soundfile)
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str, *, mode: int | None = None) -> Iterator[Path]:
+    """A temporary path for a writer that needs a file name (``torch.save``, an exporter, ``soundfile``).
+
+    Whatever the ``with`` block writes there is fsync'ed and renamed over ``path`` when the block ends; if it
+    raises, the temporary file is removed and ``path`` is left as it was. ``mode`` sets the file's permissions
+    (default: what a plain ``open`` gives under the umask)."""
     path = Path(path)
     make_dirs(path.parent, what=f"this folder for {path.name}")
-    fd, tmp = in_writable(lambda: tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent),
-                          path.parent, what=path.name)
+    tmp = _temporary_name(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        _fsync_file(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -77,9 +96,25 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path | str, text: str) -> None:
+def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` under a temporary name in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    with atomic_path(path, mode=mode) as tmp:
+        fd = in_writable(lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path.parent,
+                         what=path.name)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
+
+def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -> None:
     """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def atomic_copy(source: Path | str, dest: Path | str) -> None:
+    """Copy ``source`` to ``dest`` through :func:`atomic_path`: ``dest`` is the old file or a whole copy."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 @contextlib.contextmanager

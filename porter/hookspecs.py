@@ -1,8 +1,11 @@
 """Every hook porter calls, in the order a run calls them.
 
 Hooks take keyword arguments only; an implementation may accept any subset of them. Stage hooks are
-``firstresult``: porter calls them with the name of the model, dataset, pass or target a recipe chose, and each
-implementation returns ``None`` for names it does not own, so the plugin that registered the name answers.
+``firstresult`` and porter calls each one only on the plugin that registered the name it is about (the model,
+dataset, pass or target a recipe chose; the registry knows the owner), so one plugin can never answer for
+another's name. Implementations still return ``None`` for names they do not own: it documents which names are
+theirs, and a plugin registering several names dispatches on it. What a registration hook returns is checked
+(a list of the kind's spec type, each with a non-empty name); anything else is an error naming the plugin.
 
 A stage writes its files only under ``workdir``: porter gives each stage a fresh temporary directory and renames
 it into the workspace when the stage returns, so an interrupted stage never leaves a half-written artifact.
@@ -108,17 +111,41 @@ def porter_graph_fix(graph_pass, model):
 
 
 @hookspec(firstresult=True)
-def porter_compile(target, model, workdir: Path, context):
+def porter_compile(target, model, inputs, evaluate, workdir: Path, context):
     """Compile an ONNX model for a target.
 
     ``target`` is a :class:`porter.specs.TargetConfig` (validated flags; ``target.bundle`` is the folder of
     ``porter run --bundle`` when the target's spec says ``writes_bundle``), ``model`` the
-    :class:`porter.artifacts.OnnxModel` after graph passes. ``context`` is a :class:`porter.specs.StageContext`
-    (the workspace, the recipe file, a variant the node serves) for a stage that records where it ran, as a
-    device bundle does; none of it is in the cache key, so the artifact must not depend on it. Returns a
-    :class:`porter.artifacts.CompiledModel` written under ``workdir``, or ``None`` when the target is not this
-    plugin's. Stops at the first non-None result. Raises :class:`porter.errors.ToolMissingError` when the
-    target's toolchain is absent.
+    :class:`porter.artifacts.OnnxModel` after graph passes, ``inputs`` the variant's
+    :class:`porter.artifacts.InputSet` (for calibration), ``evaluate`` a :class:`porter.scoring.Evaluator`
+    that scores a target's outputs on a subset of ``inputs`` with the recipe's metric (for accuracy-aware
+    compilation; calling it is optional; ``None`` when the recipe names no metric). ``context`` is a
+    :class:`porter.specs.StageContext` (the workspace, the recipe file, a variant the node serves) for a stage
+    that records where it ran, as a device bundle does; none of it is in the cache key, so the artifact must not
+    depend on it. Returns a :class:`porter.artifacts.CompiledModel` written under ``workdir``, or ``None`` when
+    the target is not this plugin's. Stops at the first non-None result. Raises
+    :class:`porter.errors.ToolMissingError` when the target's toolchain is absent.
+
+    After it returns, the core checks the compiled model on a real padded batch and on the same samples alone
+    against the exported ONNX on ONNX Runtime, through the target's ``porter_runner``, and fails the variant
+    beyond ``CompiledModel.tolerance`` (porter.parity).
+    """
+
+
+@hookspec(firstresult=True)
+def porter_runner(target, compiled):
+    """Give a runner for a compiled model: the object the core infers batches with.
+
+    ``target`` is the :class:`porter.specs.TargetConfig`, ``compiled`` the
+    :class:`porter.artifacts.CompiledModel` the target's compile returned. Returns an inactive
+    :class:`porter.runner.BaseRunner` subclass, or ``None`` when the target is not this plugin's or cannot run
+    here (then the core skips the compiled model's parity check). Stops at the first non-None result.
+
+    Example::
+
+        @porter.hookimpl
+        def porter_runner(target, compiled):
+            return MyRunner(compiled, target.flags) if target.name == "mine" else None
     """
 
 

@@ -1,13 +1,13 @@
 """Validation of option values against a plugin's Option table, with field paths in every error."""
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
 from porter.errors import RecipeError
 from porter.specs import Option
+from porter.suggest import suggest
 
 _PY_TYPES = {
     "str": (str,),
@@ -17,12 +17,6 @@ _PY_TYPES = {
     "list": (list, tuple),
     "dict": (dict,),
 }
-
-
-def suggest(name: str, known) -> str:
-    """A 'did you mean' phrase for a misspelt name, or an empty string."""
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def unknown_name_error(*, file, field: str, kind: str, name, known) -> RecipeError:
@@ -128,6 +122,7 @@ def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
                               field=field)
         if opt.kind == "float":
             value = float(value)
+
         if opt.kind == "list":
             value = list(value)
         _check_range(value, opt, file=file, field=field)

@@ -28,6 +28,8 @@ class StageNode:
     inputs: Mapping[str, str] = field(default_factory=dict)  # role → upstream node key
     label: str = ""  # human-readable: the pass name, target name...
     check_samples: int = 4
+    # compile nodes: the (ModelConfig, metric names) an accuracy-aware compiler scores with
+    scoring: tuple | None = None
     recipe_path: Path | None = None  # the recipe the plan came from (handed to stages in their context)
 
 
@@ -92,16 +94,17 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
         spec = reg.get(kind, name)
         return owner, plugins.version_of(owner), getattr(spec, "version", "1")
 
-    def add(stage: str, kind: str, name: str, config, fingerprint: dict, inputs: dict, label: str = "") -> str:
+    def add(stage: str, kind: str, name: str, config, fingerprint: dict, inputs: dict, label: str = "",
+            scoring: tuple | None = None) -> str:
         owner, pversion, sversion = owner_version(kind, name)
         key = digest({
             "stage": stage, "porter": __version__, "plugin": owner, "plugin_version": pversion,
             "spec_version": sversion, "config": fingerprint, "inputs": inputs,
-            "check_samples": recipe.check_samples if stage in ("export", "graph_fix") else None,
+            "check_samples": recipe.check_samples if stage in ("export", "graph_fix", "compile") else None,
         })[:32]
         if key not in nodes:
             nodes[key] = StageNode(key, stage, owner, config, dict(inputs), label or name, recipe.check_samples,
-                                   recipe.path)
+                                   scoring, recipe.path)
         return key
 
     for variant in recipe.variants:
@@ -146,11 +149,15 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
         tspec = reg.get("targets", variant.target.name)
         flag_fp = _fingerprint_options(variant.target.flags, tspec.flags)
         compile_fp = {k: v for k, v in flag_fp.items() if k not in tspec.run_flags}
+        # the compile node checks the compiled model against the export on real inputs (porter.parity) and may
+        # tune against the recipe's metric, so both are part of its key
         if variant.target.bundle is not None:  # a bundle-writing stage's artifact points into its bundle
             flag_fp = {**flag_fp, "bundle": str(variant.target.bundle)}
             compile_fp = {**compile_fp, "bundle": str(variant.target.bundle)}
         comp = add("compile", "targets", variant.target.name, _compile_config(variant.target, tspec.run_flags),
-                   {"target": variant.target.name, "flags": compile_fp}, {"model": current})
+                   {"target": variant.target.name, "flags": compile_fp, "metrics": list(variant.metrics)},
+                   {"model": current, "inputs": pre, "export": exp},
+                   scoring=(variant.model, tuple(variant.metrics)))
         run = add("run", "targets", variant.target.name, variant.target,
                   {"target": variant.target.name, "flags": flag_fp}, {"compiled": comp, "inputs": pre})
         score = add("score", "models", variant.model.name, (variant.model, variant.metrics),

@@ -19,6 +19,7 @@ import pluggy
 
 from porter import PROJECT_NAME, hookspecs
 from porter.errors import InputError
+from porter.specs import DatasetSpec, MetricSpec, ModelSpec, PassSpec, TargetSpec
 
 ENTRY_POINT_GROUP = PROJECT_NAME
 
@@ -30,6 +31,9 @@ BUILTIN_PLUGINS = (  # (plugin name, module)
 )
 
 KINDS = ("models", "datasets", "passes", "targets", "metrics")
+# what each registration hook must return a list of
+SPEC_TYPES: dict[str, type] = {"models": ModelSpec, "datasets": DatasetSpec, "passes": PassSpec,
+                               "targets": TargetSpec, "metrics": MetricSpec}
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class PluginSet:
         self.hook = pm.hook
         self.infos = infos
         self.registry = self._collect()
+        self._owned: dict[tuple[str, str], pluggy.HookCaller] = {}
 
     def _collect(self) -> Registry:
         reg = Registry()
@@ -69,7 +74,7 @@ class PluginSet:
             hook = getattr(self.pm.hook, f"porter_register_{kind}")
             for impl in hook.get_hookimpls():
                 plugin_name = self.pm.get_name(impl.plugin) or "?"
-                for spec in impl.function() or ():
+                for spec in _checked_specs(kind, impl.function(), plugin_name):
                     if spec.name in reg.specs[kind]:
                         raise InputError(
                             f"{kind[:-1]} {spec.name!r} is registered twice: by plugin "
@@ -78,6 +83,22 @@ class PluginSet:
                     reg.specs[kind][spec.name] = spec
                     reg.owners[kind][spec.name] = plugin_name
         return reg
+
+    def owned_hook(self, hook_name: str, kind: str, name: str) -> pluggy.HookCaller:
+        """Hook ``hook_name`` as implemented by the plugin that registered ``name`` among ``kind`` and by no
+        other: a stage for a name goes to its owner, even when another plugin's implementation forgets to return
+        None for names it does not own. Cached per (hook, owner)."""
+        owner = self.registry.owners[kind].get(name)
+        if owner is None:
+            raise InputError(f"no plugin registered the {kind[:-1]} {name!r}; known: "
+                             f"{', '.join(sorted(self.registry.specs[kind])) or 'none'}")
+        caller = self._owned.get((hook_name, owner))
+        if caller is None:
+            mine = self.pm.get_plugin(owner)
+            caller = self.pm.subset_hook_caller(
+                hook_name, remove_plugins=[p for p in self.pm.get_plugins() if p is not mine])
+            self._owned[(hook_name, owner)] = caller
+        return caller
 
     def version_of(self, plugin_name: str) -> str:
         for info in self.infos:
@@ -90,6 +111,26 @@ class PluginSet:
             kind: sorted(n for n, owner in self.registry.owners[kind].items() if owner == plugin_name)
             for kind in KINDS
         }
+
+
+def _checked_specs(kind: str, answer: object, plugin_name: str) -> list:
+    """What a plugin's ``porter_register_<kind>`` returned, checked: None or a list of the kind's spec type,
+    each with a non-empty string name. Anything else is an error naming the plugin, not a crash later."""
+    if answer is None:
+        return []
+    spec_type = SPEC_TYPES[kind]
+    where = f"plugin {plugin_name!r}: porter_register_{kind}"
+    if not isinstance(answer, (list, tuple)):
+        raise InputError(f"{where} returned {type(answer).__name__} {answer!r:.80}; expected a list of "
+                         f"{spec_type.__name__}")
+    for index, spec in enumerate(answer):
+        if not isinstance(spec, spec_type):
+            raise InputError(f"{where} returned {type(spec).__name__} {spec!r:.80} at index {index}; expected "
+                             f"{spec_type.__name__} (from porter.api)")
+        if not isinstance(spec.name, str) or not spec.name.strip():
+            raise InputError(f"{where} returned a {spec_type.__name__} at index {index} whose name is "
+                             f"{spec.name!r}; expected a non-empty string")
+    return list(answer)
 
 
 def _module_version(module: ModuleType) -> str:

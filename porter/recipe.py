@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import pkgutil
 import re
@@ -14,10 +13,12 @@ import yaml
 
 from porter.errors import InputError, RecipeError
 from porter.dask_address import check_address
-from porter.options import suggest, unknown_name_error, validate_options, yaml_float
+from porter.hashing import file_digest
+from porter.options import unknown_name_error, validate_options, yaml_float
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
 from porter.strict_yaml import YamlProblem, load_strict
-from porter.verdicts import check_budget, parse_budget
+from porter.report.verdicts import check_budget, parse_budget
+from porter.suggest import suggest
 
 TOP_LEVEL_KEYS = (
     "name", "description", "plugins", "workspace", "model", "dataset", "graph_fix", "target", "metrics",
@@ -66,6 +67,14 @@ class Recipe:
         return next((v for v in self.variants if v.reference), None)
 
 
+def describe_yaml_error(exc: yaml.YAMLError) -> str:
+    """One line for a YAML parse error: where it is and what is wrong (PyYAML's own text spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    return f"malformed YAML{where}: {problem}"
+
+
 def read_recipe_file(path: Path) -> dict:
     path = Path(path)
     if path.is_dir():
@@ -87,10 +96,7 @@ def read_recipe_file(path: Path) -> dict:
     except YamlProblem as exc:
         raise RecipeError(str(exc), file=path) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(f"malformed YAML{where}: {problem}", file=path) from None
+        raise RecipeError(describe_yaml_error(exc), file=path) from None
     if data is None:
         raise RecipeError("the recipe is empty; expected a mapping with model, dataset, target and variants",
                           file=path)
@@ -229,7 +235,7 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
     return Recipe(
         path=path,
         name=name,
-        digest=hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "",
+        digest=file_digest(path) if path.exists() else "",
         plugins=recipe_plugin_modules(raw, path),
         workspace=Path(ws).resolve(),
         variants=tuple(variants),

@@ -4,40 +4,25 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
-from porter.errors import InputError, StageError, ToolMissingError
-from porter.measure import measure
 from porter.agreement import compare_samples, first_problem, summary, worst_difference
-from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
-from porter.plan import StageNode
+from porter.artifacts import CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
+from porter.errors import InputError, StageError, ToolMissingError
 from porter.hashing import digest, file_digest
+from porter.measure import measure
+from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
+from porter.parity import ESTIMATE_TOLERANCE, EXACT_TOLERANCE, check_compiled, failure_message, variant_tolerance
+from porter.plan import StageNode
 from porter.precision.provenance import carry_provenance, read_provenance
+from porter.report.model import StageRecord
+from porter.scoring import evaluator_for
 from porter.specs import StageContext
 from porter.workspace import Workspace
-
-
-@dataclass
-class StageRecord:
-    key: str
-    stage: str
-    plugin: str
-    label: str
-    cache_hit: bool
-    seconds: float = 0.0
-    peak_rss_mb: float = 0.0
-    added_mb: float = 0.0
-    worker: str = ""
-    waited_seconds: float = 0.0
-    artifact_digest: str = ""
-    status: str = "ok"  # ok, skipped (tool missing), failed
-    message: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def cached_node(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
@@ -119,10 +104,10 @@ def _no_answer(node: StageNode, what: str):
 
 
 def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context: StageContext):
-    hook = plugins.hook
+    owned = plugins.owned_hook
     if node.stage == "preprocess":
         dataset, model = node.config
-        out = hook.porter_preprocess(dataset=dataset, model=model, workdir=workdir)
+        out = owned("porter_preprocess", "datasets", dataset.name)(dataset=dataset, model=model, workdir=workdir)
         if out is None:
             raise _no_answer(node, f"dataset {dataset.name!r}")
         if len(out) == 0:
@@ -130,7 +115,8 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context
                              "options)", field="dataset.options")
         return out
     if node.stage == "export":
-        out = hook.porter_export(model=node.config, inputs=upstream["inputs"], workdir=workdir)
+        out = owned("porter_export", "models", node.config.name)(model=node.config, inputs=upstream["inputs"],
+                                                                 workdir=workdir)
         if out is None:
             raise _no_answer(node, f"model {node.config.name!r}")
         failed = [c for c in out.checks if not c.passed]
@@ -141,29 +127,59 @@ def _call_stage(node: StageNode, upstream: dict, plugins, workdir: Path, context
     if node.stage == "graph_fix":
         return _graph_fix(node, upstream["model"], upstream["inputs"], plugins, workdir)
     if node.stage == "compile":
-        out = hook.porter_compile(target=node.config, model=upstream["model"], workdir=workdir, context=context)
+        model_config, metrics = node.scoring or (None, ())
+        evaluate = evaluator_for(plugins, model_config, metrics, upstream["inputs"]) if model_config else None
+        out = owned("porter_compile", "targets", node.config.name)(
+            target=node.config, model=upstream["model"], inputs=upstream["inputs"], evaluate=evaluate,
+            workdir=workdir, context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
-        return out
+        return _check_compiled(node, out, upstream, plugins)
     if node.stage == "run":
-        out = hook.porter_run(target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"],
-                              workdir=workdir, context=context)
+        out = owned("porter_run", "targets", node.config.name)(
+            target=node.config, compiled=upstream["compiled"], inputs=upstream["inputs"], workdir=workdir,
+            context=context)
         if out is None:
             raise _no_answer(node, f"target {node.config.name!r}")
         return out
     if node.stage == "run_reference":
-        out = hook.porter_run_reference(model=node.config, inputs=upstream["inputs"], workdir=workdir)
+        out = owned("porter_run_reference", "models", node.config.name)(model=node.config, inputs=upstream["inputs"],
+                                                                        workdir=workdir)
         if out is None:
             raise _no_answer(node, f"model {node.config.name!r}")
         return out
     if node.stage == "score":
         model, metrics = node.config
-        out = hook.porter_score(model=model, metrics=tuple(metrics), inputs=upstream["inputs"],
-                                outputs=upstream["outputs"], reference=upstream.get("reference"))
+        out = owned("porter_score", "models", model.name)(model=model, metrics=tuple(metrics),
+                                                          inputs=upstream["inputs"], outputs=upstream["outputs"],
+                                                          reference=upstream.get("reference"))
         if out is None:
             raise _no_answer(node, f"model {model.name!r}")
         return out
     raise ValueError(f"unknown stage {node.stage!r}")
+
+
+def _check_compiled(node: StageNode, compiled: CompiledModel, upstream: dict, plugins) -> CompiledModel:
+    """The compiled model against the exported ONNX on real padded batches and alone (porter.parity); the
+    variant fails beyond the compiled model's tolerance. A target without a runner here is not checked."""
+    target = node.config
+    runner = plugins.owned_hook("porter_runner", "targets", target.name)(target=target, compiled=compiled)
+    if runner is None:
+        return compiled
+    estimate = compiled.estimate or any(
+        getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in upstream["model"].passes)
+    own = compiled.tolerance if compiled.tolerance is not None else (
+        ESTIMATE_TOLERANCE if estimate else EXACT_TOLERANCE)
+    # passes and compiler are measured together against the export: each pass's own tolerance (a precision
+    # emulation meant to lose accuracy) is accepted here too
+    tolerance = variant_tolerance(own, [p.check.tolerance for p in upstream["model"].passes])
+    with runner:
+        checks = check_compiled(runner, upstream["export"].path, upstream["inputs"], count=node.check_samples,
+                                tolerance=tolerance, target=target.name)
+    if not all(c.passed for c in checks):
+        raise StageError(stage="compile", plugin=node.plugin, variant=None,
+                         cause=ValueError(failure_message(target.name, checks)))
+    return replace(compiled, checks=compiled.checks + checks, estimate=estimate, tolerance=own)
 
 
 def _outputs_on(path: Path, inputs, count: int) -> list[dict]:
@@ -184,7 +200,7 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
     ops_before = op_counts(before)
     prior = read_provenance(before)  # before the pass: it may rewrite ``before`` in place
     t0 = time.perf_counter()
-    after = plugins.hook.porter_graph_fix(graph_pass=graph_pass, model=before)
+    after = plugins.owned_hook("porter_graph_fix", "passes", graph_pass.name)(graph_pass=graph_pass, model=before)
     seconds = time.perf_counter() - t0
     if after is None:
         raise _no_answer(node, f"graph pass {graph_pass.name!r}")
@@ -217,4 +233,4 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
                    passes=model.passes + (record,))
 
 
-__all__ = ["run_node", "StageRecord"]
+__all__ = ["StageRecord", "run_node"]

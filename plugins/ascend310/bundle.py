@@ -16,14 +16,10 @@ manifest.json and run.sh are regenerated from all of them under a lock and renam
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +27,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from porter.api import InputSet, StageContext, TensorSpec
 from porter.api import InputError, run_and_print
+from porter.api import atomic_copy, atomic_write_text, file_digest, file_lock
 
-from porter_ascend310.runners import RunLayout, log_name, runner_argv, write_input_files
+from porter_ascend310.runners import RUNNERS, RunLayout, runner_for, write_input_files
 
 FORMAT = "porter-ascend310-bundle"
 FORMAT_VERSION = 1
@@ -72,54 +69,18 @@ def _digest(*parts: bytes | str) -> str:
     return sha.hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-def _write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(partial, mode)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-
-
 def _copy_atomic(source: Path, dest: Path) -> None:
     """Copy ``source`` to ``dest`` unless an identical file is already there."""
     if dest.is_file() and dest.stat().st_size == source.stat().st_size and file_digest(dest) == file_digest(source):
         return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    os.close(handle)
-    try:
-        shutil.copyfile(source, partial)
-        os.replace(partial, dest)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    atomic_copy(source, dest)
 
 
 @contextmanager
 def locked(bundle: Path) -> Iterator[None]:
     bundle.mkdir(parents=True, exist_ok=True)
-    with open(bundle / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(bundle / ".lock"):
+        yield
 
 
 def run_context(context: StageContext | None) -> dict[str, str | None]:
@@ -187,7 +148,11 @@ def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, 
 
     def path_text(path: Path) -> str:
         rel = f"{folder}/files/{path.name}"
-        _copy_atomic(path, inside(bundle, rel))
+        if path.is_dir():  # a folder option (mdl_bank_path): its files, each copied as one file is
+            for file in sorted(f for f in path.rglob("*") if f.is_file()):
+                _copy_atomic(file, inside(bundle, f"{rel}/{file.relative_to(path).as_posix()}"))
+        else:
+            _copy_atomic(path, inside(bundle, rel))
         return rel
 
     atc_argv, aoe_argvs = plan(onnx_rel, f"{folder}/{om_name}", path_text)
@@ -198,7 +163,7 @@ def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, 
                        aoe_argvs=[] if om_file is not None else [list(a) for a in aoe_argvs],
                        details={**dict(details), **run_context(context)})
     with locked(bundle):
-        _write_atomic(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
+        atomic_write_text(inside(bundle, f"entries/models/{key}.json"), json.dumps(entry.to_json(), indent=1))
         regenerate(bundle)
     return entry
 
@@ -224,7 +189,7 @@ def ensure_inputs(bundle: Path, key: str, inputs: InputSet, layout: RunLayout) -
     marker = inside(bundle, f"{folder}/complete.json")
     if not marker.is_file():
         write_input_files(inputs, layout, inside(bundle, folder))
-        _write_atomic(marker, json.dumps({"samples": list(inputs.sample_ids),
+        atomic_write_text(marker, json.dumps({"samples": list(inputs.sample_ids),
                                           "inputs": specs_json(layout.inputs)}, indent=1))
     return folder
 
@@ -234,20 +199,23 @@ def run_output_dir(bundle: Path, key: str) -> Path:
 
 
 def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout, *,
-            runner_command: Sequence[str], details: Mapping[str, Any] | None = None,
-            context: StageContext | None = None) -> str:
+            details: Mapping[str, Any] | None = None, context: StageContext | None = None) -> str:
     """Record one run (inputs written, command line added to run.sh); returns its key."""
     bundle = Path(bundle)
     set_key = input_set_key(inputs, layout)
     key = run_key(model.key, set_key, layout)
     folder = ensure_inputs(bundle, set_key, inputs, layout)
     output = f"outputs/{key}"
-    argv = runner_argv(runner_command, model.om, [f"{folder}/{d}" for d in layout.input_dirs], output, layout)
+    runner = runner_for(layout)
+    input_dirs = [f"{folder}/{d}" for d in layout.input_dirs]
+    # the bundle's own paths, as the runner will see them from the bundle folder (ais_bench's character rules)
+    argv = runner.argv(runner.script_default.split(), model.om, input_dirs, output, layout, cwd=bundle.resolve())
     entry = {"key": key, "model": model.key, "input_set": set_key, "output_dir": output, "argv": argv,
-             "log": f"{output}/{log_name(layout)}", "sample_ids": list(inputs.sample_ids),
+             "tool": runner.name,
+             "log": f"{output}/{runner.log_name()}", "sample_ids": list(inputs.sample_ids),
              "layout": layout.to_json(), **dict(details or {}), **run_context(context)}
     with locked(bundle):
-        _write_atomic(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
+        atomic_write_text(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
         regenerate(bundle)
     return key
 
@@ -301,21 +269,62 @@ SCRIPT_HEADER = """\
 #!/usr/bin/env bash
 # Written by porter (ascend310 plugin), bundle format {version}. Run it on an Ascend host:
 #     bash run.sh
+# or name tools that are not on PATH (msame is usually built into tools/msame/out/):
+#     ATC=/path/to/atc MSAME=/path/to/tools/msame/out/msame AIS_BENCH="python3 -m ais_bench" bash run.sh
 # It compiles each model with atc (skipped when its .om exists) and runs msame / ais_bench over the inputs,
 # writing into outputs/. Then copy this whole folder back and run:  porter score <this folder>
 set -euo pipefail
+# ais_bench refuses files and folders that are group- or other-writable: create none, and fix copied ones
+umask 022
 cd "$(dirname "$0")"
-if ! command -v atc >/dev/null 2>&1; then
+chmod -R go-w . 2>/dev/null || true
+if ! command -v "${{ATC:-atc}}" >/dev/null 2>&1; then
   for env_script in "${{ASCEND_TOOLKIT_HOME:-/usr/local/Ascend/ascend-toolkit/latest}}/set_env.sh" \\
                     /usr/local/Ascend/ascend-toolkit/set_env.sh; do
     if [ -f "$env_script" ]; then set +u; source "$env_script"; set -u; break; fi
   done
 fi
+# have NAME VARIABLE COMMAND...: is the tool's command runnable here? (python3 -m X: can python3 import X?)
+have() {{
+  local name=$1 variable=$2; shift 2
+  if [ "${{2:-}}" = "-m" ]; then
+    "$1" -c "import $3" >/dev/null 2>&1 && return 0
+  elif command -v "$1" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "run.sh: $name not found (tried: $*); install it or name it: $variable=/path/to/$name bash run.sh" >&2
+  return 1
+}}
 """
+
+# the tools a bundle runs: the variable that names each, and its command where the variable is unset
+SCRIPT_TOOLS = {"atc": ("ATC", "atc"), "aoe": ("AOE", "aoe"),
+                **{r.name: (r.script_variable, r.script_default) for r in RUNNERS.values()}}
+
+
+def _tool_line(tool: str, argv: Sequence[str]) -> str:
+    """``"${MSAME_CMD[@]}" --model ...``: the tool's words from its variable, then the recorded arguments."""
+    variable, default = SCRIPT_TOOLS[tool]
+    return f'"${{{variable}_CMD[@]}}" ' + _line(list(argv)[len(default.split()):])
 
 
 def build_script(manifest: Mapping[str, Any]) -> str:
     lines = [SCRIPT_HEADER.format(version=FORMAT_VERSION)]
+    needed = []
+    for model in manifest["models"]:
+        if not model["om_ready"]:
+            needed += (["aoe"] if model.get("aoe_argvs") else []) + ["atc"]
+    needed += [run.get("tool") or run["layout"]["runner"] for run in manifest["runs"]]
+    needed = [tool for tool in SCRIPT_TOOLS if tool in needed]
+    for tool in needed:
+        variable, default = SCRIPT_TOOLS[tool]
+        lines.append(f'read -r -a {variable}_CMD <<< "${{{variable}:-{default}}}"')
+    if needed:
+        lines.append("missing=0")
+        for tool in needed:
+            variable = SCRIPT_TOOLS[tool][0]
+            lines.append(f'have {tool} {variable} "${{{variable}_CMD[@]}}" || missing=1')
+        lines.append('[ "$missing" = 0 ] || exit 127')
     for model in manifest["models"]:
         lines.append(f"\n# model {model['key']}")
         if model["om_ready"]:
@@ -323,14 +332,15 @@ def build_script(manifest: Mapping[str, Any]) -> str:
             continue
         lines.append(f"if [ ! -s {shlex.quote(model['om'])} ]; then")
         for aoe in model.get("aoe_argvs") or []:
-            lines.append(f"  {_line(aoe)}")
-        lines.append(f"  {_line(model['atc_argv'])}")
+            lines.append(f"  {_tool_line('aoe', aoe)}")
+        lines.append(f"  {_tool_line('atc', model['atc_argv'])}")
         lines.append("fi")
     for run in manifest["runs"]:
+        tool = run.get("tool") or run["layout"]["runner"]
         lines.append(f"\n# run {run['key']}: model {run['model']}, {len(run['sample_ids'])} samples, "
-                     f"{run['layout']['runner']} {run['layout']['outfmt']}")
+                     f"{tool} {run['layout']['outfmt']}")
         lines.append(f"mkdir -p {shlex.quote(run['output_dir'])}")
-        lines.append(f"{_line(run['argv'])} 2>&1 | tee {shlex.quote(run['log'])}")
+        lines.append(f"{_tool_line(tool, run['argv'])} 2>&1 | tee {shlex.quote(run['log'])}")
     lines.append("\necho \"porter bundle: all commands finished; copy this folder back and run: porter score <folder>\"")
     return "\n".join(lines) + "\n"
 
@@ -338,8 +348,8 @@ def build_script(manifest: Mapping[str, Any]) -> str:
 def regenerate(bundle: Path) -> None:
     """Rewrite manifest.json and run.sh from every entry (call with the bundle lock held)."""
     manifest = build_manifest(bundle)
-    _write_atomic(bundle / MANIFEST, json.dumps(manifest, indent=1))
-    _write_atomic(bundle / RUN_SCRIPT, build_script(manifest), mode=0o755)
+    atomic_write_text(bundle / MANIFEST, json.dumps(manifest, indent=1))
+    atomic_write_text(bundle / RUN_SCRIPT, build_script(manifest), mode=0o755)
 
 
 def read_manifest(bundle: Path) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import _compat_pickle
 import json
-import os
 import pickle
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -19,8 +18,10 @@ from types import SimpleNamespace
 
 import torch
 
-from porter.api import InputError
+from porter.api import InputError, atomic_path, describe_yaml_error
 
+from .checkpoint_config import TORCH_NN_CLASS_TO_RNN, labels_from, model_config_from, spect_config_from
+from .datasets import read_utf8
 from .model import DeepSpeech, ModelConfig, SpectConfig
 
 LIGHTNING_VERSION = "1.2.0"  # the 1.x layout V3.0 wrote; no Lightning is imported or needed
@@ -45,7 +46,6 @@ ALLOWED_CALLABLES = {
 # Builtin types appear as omegaconf type references (ref_type=int, object_type=dict ...); calling them is harmless.
 SAFE_BUILTIN_TYPES = {"object", "int", "float", "str", "bool", "dict", "list", "tuple", "set", "frozenset",
                       "bytes", "bytearray", "complex", "slice", "range"}
-TORCH_NN_CLASS_TO_RNN = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 METRIC_STATE_PREFIXES = ("wer.", "cer.")
 
 
@@ -238,35 +238,6 @@ def read_pickle_archive(path: Path):
                          "expected a V3 .ckpt or a torch-saved state_dict", file=path) from None
 
 
-def model_config_from(raw, state_dict, path) -> ModelConfig:
-    raw = dict(raw or {})
-    rnn_type = str(raw.get("rnn_type", "lstm")).lower()
-    rnn_type = TORCH_NN_CLASS_TO_RNN.get(rnn_type.rsplit(".", 1)[-1].upper(), rnn_type)
-    if "bidirectional" in raw:
-        bidirectional = bool(raw["bidirectional"])
-    elif raw.get("_config_type") in ("BiDirectionalConfig", "UniDirectionalConfig"):
-        bidirectional = raw["_config_type"] == "BiDirectionalConfig"
-    else:
-        bidirectional = "lookahead.0.conv.weight" not in state_dict
-    try:
-        return ModelConfig(rnn_type=rnn_type, hidden_size=int(raw.get("hidden_size", 1024)),
-                           hidden_layers=int(raw.get("hidden_layers", 5)), bidirectional=bidirectional,
-                           lookahead_context=int(raw.get("lookahead_context", 20)))
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad model_cfg {raw!r}: {exc}", file=path, field="model_cfg") from None
-
-
-def spect_config_from(raw, path) -> SpectConfig:
-    raw = dict(raw or {})
-    try:
-        return SpectConfig(sample_rate=int(raw.get("sample_rate", 16000)),
-                           window_size=float(raw.get("window_size", 0.02)),
-                           window_stride=float(raw.get("window_stride", 0.01)),
-                           window=str(raw.get("window", "hamming")).rsplit(".", 1)[-1])
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad spect_cfg {raw!r}: {exc}", file=path, field="spect_cfg") from None
-
-
 def find_sidecar(path: Path) -> Path | None:
     for candidate in (Path(str(path) + ".yaml"), Path(str(path) + ".json"),
                       path.with_suffix(".yaml"), path.with_suffix(".json")):
@@ -276,18 +247,34 @@ def find_sidecar(path: Path) -> Path | None:
 
 
 def read_sidecar(sidecar: Path) -> dict:
-    text = sidecar.read_text(encoding="utf-8")
-    try:
-        if sidecar.suffix == ".json":
+    text = read_utf8(sidecar, what="sidecar config")
+    if sidecar.suffix == ".json":
+        try:
             data = json.loads(text)
-        else:
-            import yaml
+        except json.JSONDecodeError as exc:
+            raise InputError(f"not valid JSON ({exc}); expected a mapping with labels, model_cfg and spect_cfg",
+                             file=sidecar) from None
+    else:
+        import yaml
+        try:
             data = yaml.safe_load(text)
-    except Exception as exc:
-        raise InputError(f"cannot parse sidecar config: {exc}", file=sidecar) from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"{describe_yaml_error(exc)}; expected a mapping with labels, model_cfg and spect_cfg",
+                             file=sidecar) from None
     if not isinstance(data, dict) or "labels" not in data:
         raise InputError("sidecar must be a mapping with labels, model_cfg and spect_cfg", file=sidecar)
     return data
+
+
+def refuse_non_finite(state_dict: dict, path) -> None:
+    """A NaN or Inf weight makes every output NaN; name the first such tensor instead of porting it."""
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
+                raise InputError(f"the tensor holds {bad} NaN/Inf value(s) of {tensor.numel()}; expected "
+                                 "finite weights", file=path, field=key)
 
 
 def load_checkpoint(path) -> LoadedCheckpoint:
@@ -296,7 +283,17 @@ def load_checkpoint(path) -> LoadedCheckpoint:
         raise InputError("checkpoint file not found", file=path)
     obj = read_pickle_archive(path)
     if isinstance(obj, dict) and "state_dict" in obj:
-        hparams = to_plain(obj.get("hyper_parameters") or {})
+        try:
+            hparams = to_plain(obj.get("hyper_parameters") or {})
+        except RecursionError:
+            raise InputError("hyper_parameters nest too deeply (a reference cycle?); expected V3 config objects",
+                             file=path, field="hyper_parameters") from None
+        if not isinstance(hparams, dict):
+            raise InputError(f"is a {type(hparams).__name__}; expected a mapping with labels, model_cfg and "
+                             "spect_cfg", file=path, field="hyper_parameters")
+        if not isinstance(obj["state_dict"], dict):
+            raise InputError(f"is a {type(obj['state_dict']).__name__}; expected a mapping of tensor names to "
+                             "tensors", file=path, field="state_dict")
         state_dict = {k: v for k, v in obj["state_dict"].items()}
         source_format = "lightning-ckpt"
         sidecar = None
@@ -321,20 +318,26 @@ def load_checkpoint(path) -> LoadedCheckpoint:
     bad = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise InputError(f"state_dict entry is not a tensor: {bad[0]}", file=path, field="state_dict")
-    labels = hparams.get("labels")
-    if not isinstance(labels, (list, tuple)) or not all(isinstance(c, str) for c in labels):
-        raise InputError(f"labels {labels!r}: expected a list of characters", file=path, field="labels")
+    refuse_non_finite(state_dict, path)
+    config_file = sidecar or path  # where the configuration was read from
     return LoadedCheckpoint(
         state_dict=state_dict,
-        labels=list(labels),
-        model_cfg=model_config_from(hparams.get("model_cfg"), state_dict, path),
-        spect_cfg=spect_config_from(hparams.get("spect_cfg"), path),
-        epoch=int(obj.get("epoch", 0) or 0),
-        global_step=int(obj.get("global_step", 0) or 0),
+        labels=labels_from(hparams.get("labels"), config_file),
+        model_cfg=model_config_from(hparams.get("model_cfg"), state_dict, config_file),
+        spect_cfg=spect_config_from(hparams.get("spect_cfg"), config_file),
+        epoch=_count(obj, "epoch", path),
+        global_step=_count(obj, "global_step", path),
         source=str(path),
         source_format=source_format,
         extra=to_plain(obj.get("porter", {})) if isinstance(obj.get("porter", {}), dict) else {},
     )
+
+
+def _count(obj: dict, key: str, path) -> int:
+    value = obj.get(key, 0) or 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"is {value!r}; expected a whole number (Lightning's bookkeeping)", file=path, field=key)
+    return value
 
 
 def _module_for(loaded: LoadedCheckpoint) -> DeepSpeech:
@@ -382,11 +385,8 @@ def v3_model_cfg_dict(cfg: ModelConfig) -> dict:
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, str(tmp))
 
 
 def save_checkpoint(path, model: DeepSpeech, *, labels, model_cfg: ModelConfig, spect_cfg: SpectConfig,

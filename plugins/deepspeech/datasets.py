@@ -43,6 +43,8 @@ class Utterance:
     audio: Path
     transcript: str
     encoding: str = WAV
+    transcript_file: Path | None = None  # where the transcript was read, for messages about it
+    transcript_field: str | None = None  # the line of a file holding many transcripts
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def read_manifest(path: Path) -> list[Utterance]:
     path = Path(path)
     if not path.is_file():
         raise InputError("manifest not found (expected a JSON or CSV AN4 manifest)", file=path)
-    text = _read_utf8(path, what="manifest")
+    text = read_utf8(path, what="manifest")
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "[")):
         utterances = _read_json_manifest(path, text)
     else:
@@ -129,17 +131,27 @@ def _relative_to(folder: Path, value: str) -> Path:
 
 
 def _utterance_from_pair(wav: Path, txt: Path, *, manifest: Path, where: str) -> Utterance:
-    if not wav.is_file():
-        raise InputError(f"audio file {wav} does not exist (expected a 16 kHz wav)", file=manifest, field=where)
-    if not txt.is_file():
-        raise InputError(f"transcript file {txt} does not exist (expected a UTF-8 text file)",
-                         file=manifest, field=where)
+    for path, what, expected in ((wav, "audio file", "a 16 kHz wav"), (txt, "transcript file", "a UTF-8 text file")):
+        if path.is_dir():
+            raise InputError(f"{what} {path} is a folder; expected {expected}", file=manifest, field=where)
+        if not path.is_file():
+            raise InputError(f"{what} {path} does not exist (expected {expected})", file=manifest, field=where)
     # The reference reads the file and removes newlines; nothing else is changed.
-    transcript = _read_utf8(txt, what="transcript").replace("\n", "")
-    return Utterance(id=wav.stem, audio=wav, transcript=transcript, encoding=WAV)
+    transcript = read_utf8(txt, what="transcript").replace("\n", "")
+    refuse_empty_transcript(transcript, txt)
+    return Utterance(id=wav.stem, audio=wav, transcript=transcript, encoding=WAV, transcript_file=txt)
 
 
-def _read_utf8(path: Path, *, what: str) -> str:
+def refuse_empty_transcript(transcript: str, file: Path, field: str | None = None) -> None:
+    """An utterance with no reference words cannot be scored: WER and CER divide by the reference's words and
+    characters, so blank references would let any hypothesis score 0.00."""
+    if not transcript.split():
+        shown = "empty" if not transcript else f"only whitespace ({transcript!r})"
+        raise InputError(f"transcript is {shown}; expected the words spoken (an utterance without a reference "
+                         "cannot be scored)", file=file, field=field)
+
+
+def read_utf8(path: Path, *, what: str) -> str:
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
@@ -172,8 +184,8 @@ def read_an4_tree(root: Path, split: str) -> list[Utterance]:
     for required in (ids_path, transcription_path):
         if not required.is_file():
             raise InputError(f"missing (expected the AN4 {split} split's {required.suffix[1:]} file)", file=required)
-    file_ids = [line.strip() for line in _read_utf8(ids_path, what="fileids").splitlines() if line.strip()]
-    lines = [line for line in _read_utf8(transcription_path, what="transcription").splitlines() if line.strip()]
+    file_ids = [line.strip() for line in read_utf8(ids_path, what="fileids").splitlines() if line.strip()]
+    lines = [line for line in read_utf8(transcription_path, what="transcription").splitlines() if line.strip()]
     if len(file_ids) != len(lines):
         raise InputError(f"has {len(lines)} transcripts but {ids_path.name} lists {len(file_ids)} ids; "
                          "expected one transcript per id, in the same order", file=transcription_path)
@@ -189,8 +201,10 @@ def read_an4_tree(root: Path, split: str) -> list[Utterance]:
         if not audio.is_file():
             raise InputError(f"lists {file_id!r} but {audio} does not exist (expected a big-endian 16-bit raw file)",
                              file=ids_path, field=f"line {line_number}")
-        utterances.append(Utterance(id=basename, audio=audio, transcript=clean_an4_transcript(line),
-                                    encoding=RAW_S16BE_16K))
+        transcript = clean_an4_transcript(line)
+        refuse_empty_transcript(transcript, transcription_path, f"line {line_number}")
+        utterances.append(Utterance(id=basename, audio=audio, transcript=transcript, encoding=RAW_S16BE_16K,
+                                    transcript_file=transcription_path, transcript_field=f"line {line_number}"))
     if not utterances:
         raise InputError(f"lists no utterances (expected the AN4 {split} split's ids)", file=ids_path)
     return utterances

@@ -9,7 +9,6 @@ every export, and a structural check refuses a graph whose conv mask was frozen 
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from porter.api import InputSet, OnnxModel, ParityCheck
 from porter.api import InputError
-from porter.api import compare_tensors, model_io
+from porter.api import atomic_path, compare_tensors, model_io
 
 INPUT_NAMES = ("spect", "lengths")
 OUTPUT_NAMES = ("probs", "out_lengths")
@@ -122,23 +121,21 @@ def export_graph(model: torch.nn.Module, examples: Sequence[Example], settings: 
         spect, lengths = pad_batch(_two_lengths(examples))
         axes = {"spect": {0: "batch", 3: "time"}, "lengths": {0: "batch"},
                 "probs": {0: "batch", 1: "frames"}, "out_lengths": {0: "batch"}}
-    partial = path.with_name(path.name + ".partial")
-    with warnings.catch_warnings():
-        # TracerWarnings about Python values and the legacy exporter's deprecation notice: expected here.
-        warnings.simplefilter("ignore")
-        with torch.no_grad():
-            torch.onnx.export(model, (torch.from_numpy(spect), torch.from_numpy(lengths)), str(partial),
-                              dynamo=False, opset_version=settings.opset, input_names=list(INPUT_NAMES),
-                              output_names=list(OUTPUT_NAMES), dynamic_axes=axes, do_constant_folding=True)
-    graph = onnx.load(str(partial))
-    opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset != settings.opset:
-        partial.unlink(missing_ok=True)
-        raise ExportParityError(f"asked for opset {settings.opset} but the exporter wrote opset {opset}")
-    _name_class_axis(graph, num_classes=len(getattr(model, "labels", ())) or None)
-    onnx.checker.check_model(graph)
-    onnx.save(graph, str(partial))
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        with warnings.catch_warnings():
+            # TracerWarnings about Python values and the legacy exporter's deprecation notice: expected here.
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                torch.onnx.export(model, (torch.from_numpy(spect), torch.from_numpy(lengths)), str(partial),
+                                  dynamo=False, opset_version=settings.opset, input_names=list(INPUT_NAMES),
+                                  output_names=list(OUTPUT_NAMES), dynamic_axes=axes, do_constant_folding=True)
+        graph = onnx.load(str(partial))
+        opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
+        if opset != settings.opset:
+            raise ExportParityError(f"asked for opset {settings.opset} but the exporter wrote opset {opset}")
+        _name_class_axis(graph, num_classes=len(getattr(model, "labels", ())) or None)
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(partial))
 
 
 def _name_class_axis(graph: onnx.ModelProto, num_classes: int | None) -> None:

@@ -17,10 +17,19 @@ def char_errors(reference: str, hypothesis: str) -> int:
     return Levenshtein.distance(reference.replace(" ", ""), hypothesis.replace(" ", ""))
 
 
+class EmptyReference(ValueError):
+    """A reference with no words: the corpus ratios would count its hypothesis's errors against nothing."""
+
+
 def corpus_wer_cer(pairs) -> tuple[float, float]:
-    """pairs of (reference, hypothesis) -> (WER %, CER %) as V3.0's validation.py accumulates them."""
+    """pairs of (reference, hypothesis) -> (WER %, CER %) as V3.0's validation.py accumulates them.
+
+    A pair whose reference has no words raises EmptyReference: with V3.0's formula a corpus of blank references
+    scores 0.00 whatever the hypotheses are."""
     word_edits = char_edits = ref_words = ref_chars = 0
-    for reference, hypothesis in pairs:
+    for index, (reference, hypothesis) in enumerate(pairs):
+        if not reference.split():
+            raise EmptyReference(f"reference {index} is {reference!r}; expected at least one word")
         word_edits += word_errors(reference, hypothesis)
         char_edits += char_errors(reference, hypothesis)
         ref_words += len(reference.split())

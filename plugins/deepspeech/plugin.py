@@ -72,6 +72,7 @@ def porter_register_datasets():
                                 help="which split of the tree to read; also the group metrics are reported under"),
                 "limit": Option("int", min=1, help="use only the first N utterances"),
             },
+            unit="utterance", unit_abbrev="utt",
             version=PLUGIN_VERSION,
         ),
         DatasetSpec(
@@ -86,6 +87,7 @@ def porter_register_datasets():
                 "seed": Option("int", default=1234, min=0, max=2**32 - 1, help="corpus seed"),
                 "limit": Option("int", min=1, help="use only the first N utterances of each split"),
             },
+            unit="utterance", unit_abbrev="utt",
             version=PLUGIN_VERSION,
         ),
     ]
@@ -160,3 +162,17 @@ def porter_score(model, metrics, inputs, outputs):
         from .reference import load_eval_checkpoint
         labels = load_eval_checkpoint(Path(model.options["checkpoint"])).labels
     return score(list(labels), tuple(metrics or ()), inputs, outputs)
+
+
+@hookimpl
+def porter_tool_versions():
+    """The libraries this plugin's stages depend on, for every report's provenance (the core lists its own)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for lib in ("librosa", "soundfile", "Levenshtein"):
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            out[lib] = "not installed"
+    return out

@@ -19,12 +19,13 @@ import numpy as np
 
 from porter.api import InputSet, write_sample
 from porter.api import InputError
+from porter.api import atomic_write_bytes
 
 from .checkpoint import check_tensors_fit
 from .datasets import (RAW_S16BE_16K, RAW_SAMPLE_RATE, DroppedCharacters, Utterance, filter_transcript,
                        read_an4_tree, read_manifest, read_raw_s16be)
 from .export import ExportSettings
-from .features import check_usable, load_audio, spectrogram
+from .features import Audio, check_usable, read_audio, spectrogram
 from .reference import load_eval_checkpoint
 
 DEVICE_FOLDER = "device"
@@ -126,9 +127,13 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
               if export.static else None)
 
     ids, references, groups, frames, filtered_all, truncated = [], [], [], [], [], []
+    clipped: dict[str, int] = {}
     for index, (group, utterance) in enumerate(tqdm(items, desc="preprocess", unit="utt",
                                                     disable=not sys.stderr.isatty(), leave=False)):
-        samples = load_samples(utterance, sample_rate=spect_cfg.sample_rate, resample=resample)
+        audio = load_samples(utterance, sample_rate=spect_cfg.sample_rate, resample=resample)
+        samples = audio.samples
+        if audio.clipped:
+            clipped[utterance.id] = audio.clipped
         check_usable(samples, spect_cfg, utterance.audio)
         spect = spectrogram(samples, spect_cfg)
         length = spect.shape[1]
@@ -146,6 +151,11 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
         if device is not None:
             device.write(index, spect, lengths)
         filtered = filter_transcript(utterance.transcript, labels)
+        if not filtered.text.split():
+            raise InputError(f"transcript {utterance.transcript!r} has no character the model's labels can "
+                             "express, so nothing is left to score against; expected words in "
+                             f"{''.join(labels[1:])!r}", file=utterance.transcript_file or utterance.audio,
+                             field=utterance.transcript_field)
         filtered_all.append(filtered)
         ids.append(utterance.id)
         references.append(filtered.text)
@@ -159,6 +169,11 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
         print(f"porter: deepspeech: dropped {dropped.count} transcript character(s) the labels cannot express, in "
               f"{dropped.utterances} of {len(items)} utterance(s), as the reference does: {shown} "
               "(listed under dropped_characters in the preprocess details)", file=sys.stderr)
+    if clipped:
+        shown = ", ".join(f"{name} ({count})" for name, count in list(clipped.items())[:10])
+        print(f"porter: deepspeech: clipped {sum(clipped.values())} float sample(s) beyond 16-bit full scale to it, "
+              f"in {len(clipped)} of {len(items)} utterance(s): {shown} (listed under clipped_samples in the "
+              "preprocess details)", file=sys.stderr)
     details = {
         "labels": labels,
         "frames": frames,
@@ -166,6 +181,7 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
         "sources": [split.source for split in splits],
         "dropped_characters": dropped.as_details(),
         "truncated": truncated,
+        "clipped_samples": {"count": sum(clipped.values()), "utterances": clipped},
     }
     if device is not None:
         details["device_layout"] = device.describe(len(items))
@@ -173,10 +189,10 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
                     references=tuple(references), groups=tuple(groups), details=details)
 
 
-def load_samples(utterance: Utterance, *, sample_rate: int, resample: bool) -> np.ndarray:
+def load_samples(utterance: Utterance, *, sample_rate: int, resample: bool) -> Audio:
     """Float32 mono samples at ``sample_rate`` for one utterance, whatever its encoding."""
     if utterance.encoding != RAW_S16BE_16K:
-        return load_audio(utterance.audio, resample=resample, sample_rate=sample_rate)
+        return read_audio(utterance.audio, resample=resample, sample_rate=sample_rate)
     samples = read_raw_s16be(utterance.audio)
     if sample_rate != RAW_SAMPLE_RATE:
         if not resample:
@@ -184,7 +200,7 @@ def load_samples(utterance: Utterance, *, sample_rate: int, resample: bool) -> n
                              "(set the model's resample option to convert it)", file=utterance.audio)
         import librosa
         samples = librosa.resample(samples, orig_sr=RAW_SAMPLE_RATE, target_sr=sample_rate).astype(np.float32)
-    return samples
+    return Audio(samples=samples)
 
 
 def _check_unique_ids(items: list) -> None:
@@ -210,8 +226,8 @@ class DeviceLayout:
         padded = np.zeros(spect.shape[:-1] + (self.static_length,), dtype=np.float32)
         padded[..., :spect.shape[-1]] = spect
         number = index + 1
-        _write_atomic(self.folder / "spect" / f"data{number}.bin", padded.tobytes())
-        _write_atomic(self.folder / "sizes" / f"data{number}.bin", lengths.astype(np.int32).tobytes())
+        atomic_write_bytes(self.folder / "spect" / f"data{number}.bin", padded.tobytes())
+        atomic_write_bytes(self.folder / "sizes" / f"data{number}.bin", lengths.astype(np.int32).tobytes())
 
     def describe(self, count: int) -> dict:
         return {
@@ -224,9 +240,3 @@ class DeviceLayout:
             "count": count,
             "number": "the sample's index in the InputSet plus 1 (data1.bin is sample 0)",
         }
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)

@@ -20,6 +20,11 @@ def score(labels: Sequence[str], metric_names: Sequence[str], inputs: InputSet, 
         raise InputError(f"the output set has {len(outputs)} samples but the input set {len(inputs)}; expected one "
                          "output per input", field="outputs")
     wanted = [m for m in (metric_names or METRICS) if m in METRICS] or list(METRICS)
+    for sample_id, reference in zip(inputs.sample_ids, inputs.references):
+        if not str(reference).split():
+            raise InputError(f"sample {sample_id!r} has the reference {str(reference)!r}; expected at least one word "
+                             "(a blank reference would score any hypothesis as perfect)", file=inputs.path,
+                             field="references")
     hypotheses = [transcribe(outputs, index, labels) for index in range(len(outputs))]
     references = [str(r) for r in inputs.references]
 

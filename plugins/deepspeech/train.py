@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from porter.api import InputError
+from porter.api import InputError, atomic_write_text
 
 from .checkpoint import atomic_torch_save, build_model, load_checkpoint, save_checkpoint
 from .decode import greedy_decode
@@ -349,9 +349,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
             "machine": {"platform": platform.platform(), "processor": cpu_model(),
                         "cpus": os.cpu_count(), "torch_threads": cfg.threads, "torch": torch.__version__},
         })
-        tmp = Path(cfg.summary).with_name(f".{Path(cfg.summary).name}.tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, cfg.summary)
+        atomic_write_text(Path(cfg.summary), json.dumps(summary, indent=2) + "\n")
     log.info("finished: %s", json.dumps({k: summary[k] for k in ("stop_reason", "epochs_completed", "best")}))
     return summary
 

@@ -124,10 +124,15 @@ EXPECTED_PASSES = {"fold_batchnorm_into_conv", "fold_batchnorm_into_lstm", "fold
                    "cancel_transposes", "pad_rnn_to_multiple", "emulate_fp16"}
 
 
+# a pass's version changes when its output graph does, so cached graph_fix results are redone
+EXPECTED_VERSIONS = {"split_bidirectional_lstm": "2"}
+
+
 def test_registry_specs_match_their_functions():
     assert set(PASSES) == EXPECTED_PASSES
     for name, (spec, fn) in PASSES.items():
-        assert isinstance(spec, PassSpec) and spec.name == name and spec.version == "1" and spec.description
+        assert isinstance(spec, PassSpec) and spec.name == name and spec.description
+        assert spec.version == EXPECTED_VERSIONS.get(name, "1"), name
         parameters = inspect.signature(fn).parameters
         assert set(spec.options) == set(list(parameters)[1:]), name
         for option_name, option in spec.options.items():

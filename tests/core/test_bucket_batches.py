@@ -1,6 +1,6 @@
-"""How the ONNX Runtime target groups samples for bucketed batching: longest first, capped by count and by
+"""How every target groups samples for bucketed batching: longest first, capped by count and by
 padded frames."""
-from porter.builtin.onnxruntime_target import bucket_batches
+from porter.batching import bucket_batches
 
 
 def test_batches_are_longest_first_and_capped_by_count():

@@ -73,3 +73,32 @@ def test_corpus_level_ratio_not_mean_of_ratios():
     assert wer == pytest.approx(20.0)
     # chars: 0 + lev("STOP", "GO") = 3 over 15 + 4 reference characters.
     assert cer == pytest.approx(100 * 3 / 19)
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_a_blank_reference_cannot_score_perfectly(blank):
+    """V3.0's corpus formula divides by the reference words: blank references would score garbage as 0.00."""
+    from porter_deepspeech.metrics import EmptyReference
+
+    with pytest.raises(EmptyReference, match="reference 1"):
+        corpus_wer_cer([("YES", "YES"), (blank, "GARBAGE WORDS")])
+    with pytest.raises(EmptyReference):
+        corpus_wer_cer([(blank, "")])
+
+
+def test_scoring_refuses_an_input_set_with_a_blank_reference(tmp_path):
+    from porter.api import InputError, InputSet, OutputSet, Timing, write_sample
+    from porter_deepspeech.scoring import score
+
+    probs = one_hot_frames("Y_ES")[None]
+    write_sample(tmp_path / "out", 0, {"probs": probs, "out_lengths": np.array([4], np.int32)})
+    write_sample(tmp_path / "out", 1, {"probs": probs, "out_lengths": np.array([4], np.int32)})
+    inputs = InputSet(path=tmp_path / "in", sample_ids=("a", "b"), input_names=("spect", "lengths"),
+                      references=("YES", "  "), groups=("test", "test"), details={})
+    outputs = OutputSet(path=tmp_path / "out", sample_ids=("a", "b"), output_names=("probs", "out_lengths"),
+                        timing=Timing(latencies_ms=(1.0, 1.0), wall_seconds=0.002))
+    with pytest.raises(InputError, match=r"sample 'b' has the reference '  '; expected at least one word"):
+        score(LABELS, ("wer", "cer"), inputs, outputs)
+    ok = InputSet(path=tmp_path / "in", sample_ids=("a", "b"), input_names=("spect", "lengths"),
+                  references=("YES", "YES"), groups=("test", "test"), details={})
+    assert score(LABELS, ("wer", "cer"), ok, outputs).values["wer"] == 0.0

@@ -231,7 +231,7 @@ def test_score_on_known_outputs(env, tmp_path):
     outputs = OutputSet(path=tmp_path / "out", sample_ids=("a", "b", "c"), output_names=("probs", "out_lengths"),
                         timing=Timing(latencies_ms=(1.0, 1.0, 1.0), wall_seconds=0.003))
     metrics = plugins.hook.porter_score(model=model_config(checkpoint), metrics=("wer", "cer"), inputs=inputs,
-                                        outputs=outputs)
+                                        outputs=outputs, reference=None)
     # word edits 0 + 1 + 1 over 1 + 2 + 3 words; character edits (spaces removed) 0 + 1 + 1 over 3 + 2 + 10
     assert metrics.values == pytest.approx({
         "wer": 100 * 2 / 6, "cer": 100 * 2 / 15,
@@ -242,7 +242,7 @@ def test_score_on_known_outputs(env, tmp_path):
     assert [s.errors for s in metrics.samples] == [
         {"wer": 0.0, "cer": 0.0}, {"wer": 50.0, "cer": 50.0}, {"wer": pytest.approx(100 / 3), "cer": 10.0}]
     only_wer = plugins.hook.porter_score(model=model_config(checkpoint), metrics=("wer",), inputs=inputs,
-                                         outputs=outputs)
+                                         outputs=outputs, reference=None)
     assert set(only_wer.values) == {"wer", "wer/first", "wer/second"}
 
 
@@ -253,7 +253,8 @@ def test_score_of_the_reference_run_matches_its_decoding(env, static_inputs, tmp
     plugins, _, checkpoint = env
     model = model_config(checkpoint, static_length=STATIC)
     outputs = plugins.hook.porter_run_reference(model=model, inputs=static_inputs, workdir=tmp_path)
-    metrics = plugins.hook.porter_score(model=model, metrics=("wer", "cer"), inputs=static_inputs, outputs=outputs)
+    metrics = plugins.hook.porter_score(model=model, metrics=("wer", "cer"), inputs=static_inputs, outputs=outputs,
+                                       reference=None)
     hypotheses = [greedy_decode(outputs.load(i)["probs"], outputs.load(i)["out_lengths"], V3_LABELS)[0]
                   for i in range(len(outputs))]
     assert [s.hypothesis for s in metrics.samples] == hypotheses

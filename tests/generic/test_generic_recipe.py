@@ -3,8 +3,10 @@ one reference run between the reference variant and every variant's agreement sc
 from __future__ import annotations
 
 import json
+import shutil
 
 import yaml
+from generic_files import EXAMPLES, ROOT
 
 from porter.plan import build_plan
 from porter.pipeline import prepare
@@ -25,7 +27,21 @@ def _porter(capsys, *args):
     return code, out, err
 
 
-def test_the_ten_line_recipe_scores_agreement_without_a_reference_variant(tiny_cnn, tmp_path, capsys):
+def test_the_readme_recipe_is_ten_lines_and_runs(tiny_cnn, tmp_path, capsys):
+    shipped = EXAMPLES / "onnx_and_npz.yaml"
+    text = shipped.read_text()
+    assert len(text.splitlines()) == 10 and text in (ROOT / "README.md").read_text()
+    shutil.copy(shipped, tmp_path / "recipe.yaml")
+    shutil.copytree(tiny_cnn, tmp_path / "tiny_cnn")
+    code, out, err = _porter(capsys, "run", tmp_path / "recipe.yaml")
+    assert code == 0, err
+    assert "budget ok: default: max_abs_error" in out
+    report = json.loads((tmp_path / ".porter" / "my_model" / "report.json").read_text())
+    (variant,) = report["variants"]
+    assert variant["metrics"]["max_abs_error"] < 1e-5 and variant["metrics"]["top1_agreement/logits"] == 100.0
+
+
+def test_two_variants_score_agreement_without_a_reference_variant(tiny_cnn, tmp_path, capsys):
     recipe = _write(tmp_path, {
         "name": "my_onnx",
         "model": {"name": "onnx", "options": {"path": str(tiny_cnn / "model.onnx")}},
@@ -73,11 +89,13 @@ def test_random_inputs_are_labelled_in_the_table_and_report(tiny_cnn, tmp_path, 
         "metrics": ["max_abs_error"],
         "variants": {"ref": {"reference": True}, "ort": {}},
     })
-    code, out, err = _porter(capsys, "run", recipe)
+    code, out, err = _porter(capsys, "run", recipe, "--out", tmp_path / "out")
     assert code == 0, err
     assert "ort: random inputs drawn from the model's input specs" in out
     report = json.loads((tmp_path / ".porter" / "random" / "report.json").read_text())
     assert all("accuracy figures do not" in v["details"]["random_inputs"] for v in report["variants"])
+    for name in ("report.md", "report.html"):
+        assert "ort: random inputs drawn from the model" in (tmp_path / "out" / name).read_text()
 
 
 def test_the_reference_run_is_one_node_shared_by_the_reference_variant_and_the_scores(tiny_cnn, tmp_path):

@@ -118,3 +118,28 @@ def test_split_lstm_directions_are_matched_to_their_half_of_the_bidirectional_ou
         a = take(ref[m.reference], m.source_slices)
         b = aligned(a, take(new[m.variant], m.slices))
         assert a.shape == b.shape and float(abs(a - b).max()) < 1e-5
+
+
+def test_debug_works_on_a_model_no_plugin_knows(fragile, tmp_path):
+    """The generic plugin's worked example (a small CNN given as an ONNX file): an int8 variant compared layer
+    by layer, the padded batch included, with no model plugin of its own."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "recipes" / "examples" / "make_tiny_cnn.py"
+    spec = importlib.util.spec_from_file_location("make_tiny_cnn_for_debug", example)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    files = module.write_example(tmp_path / "tiny_cnn", samples=3)
+    recipe = fragile.write({
+        "name": "tiny", "model": {"name": "onnx", "options": {"path": str(files / "model.onnx")}},
+        "dataset": {"name": "tensors", "options": {"inputs": str(files / "inputs")}},
+        "target": {"name": "onnxruntime"}, "metrics": ["cosine"],
+        "variants": {"int8": {"target": {"flags": {"quantize": "int8_dynamic_conv"}}}}}, "tiny.yaml")
+    code, _, err = fragile.porter("debug", recipe, "--variant", "int8")
+    assert code == 0, err
+    report = json.loads((fragile.root / ".porter" / "tiny" / "debug" / "int8" / "divergence.json").read_text())
+    ops = {x["op"] for x in report["layers"]}
+    assert {"Conv", "Gemm"} & ops and "padded batch" in report["feeds"][-1]
+    assert all(0.9 < x["cosine"] <= 1.0 + 1e-9 for x in report["layers"] if not x["problem"])

@@ -13,7 +13,7 @@ def test_shipped_recipe_loses_accuracy_in_fp16_and_the_searched_keep_list_restor
     for name in ("precision_search.yaml", "fragile_porter.py", "precision_search_keep_dtype.cfg"):
         shutil.copy(RECIPES / name, folder / name)
     recipe = folder / "precision_search.yaml"
-    code, out, err = fragile.porter("run", recipe)
+    code, _, err = fragile.porter("run", recipe)
     assert code == 0, err  # allow_missing_tools: the ascend310 variant writes its bundle; the budget holds
     report = json.loads((tmp_path / ".porter" / "precision_search" / "report.json").read_text())
     rows = {v["name"]: v for v in report["variants"]}

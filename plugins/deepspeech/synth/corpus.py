@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from porter.api import atomic_path, atomic_write_text
+
 from . import engines
 from .prompts import Prompt, Token, random_prompt
 from .voices import (FESTIVAL_TRAIN_VOICES, FLITE_DEV_VOICES, FLITE_TRAIN_VOICES, UNSEEN_ENGINE_VOICES, Voice,
@@ -136,12 +138,6 @@ def plan_digest(plans: list[UttPlan]) -> str:
     return h.hexdigest()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def finish_audio(plan: UttPlan, wav_16k: Path, out_wav: Path) -> None:
     import soundfile as sf
 
@@ -162,9 +158,8 @@ def finish_audio(plan: UttPlan, wav_16k: Path, out_wav: Path) -> None:
         noise_rms = speech_rms / (10 ** (plan.snr_db / 20))
         data = data + rng.standard_normal(data.size).astype(np.float32) * np.float32(noise_rms)
     pcm = np.clip(np.round(data * 32768.0), -32768, 32767).astype(np.int16)
-    tmp = out_wav.with_name(f".{out_wav.stem}.tmp.wav")
-    sf.write(str(tmp), pcm, 16000, subtype="PCM_16")
-    os.replace(tmp, out_wav)
+    with atomic_path(out_wav) as tmp:
+        sf.write(str(tmp), pcm, 16000, subtype="PCM_16")
 
 
 def render_chunk(args: tuple[list[UttPlan], str]) -> int:

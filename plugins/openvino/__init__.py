@@ -1,0 +1,6 @@
+"""porter's OpenVINO target: compiles ONNX for the CPU with OpenVINO (f32, bf16, f16, int8 through NNCF) and
+runs it at batch 1 or in bucketed batches. Modules: flags (the recipe's flags → OpenVINO properties),
+capabilities (what this CPU and OpenVINO offer), quantize (NNCF int8), compile (IR + property set + compiled
+blob), runner (inference), plugin (the hooks)."""
+
+PLUGIN_VERSION = "1"
