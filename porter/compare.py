@@ -42,14 +42,16 @@ def compare_reports(path_a, path_b, *, budgets=()) -> tuple[str, int]:
     diff_rows += _diff_maps("library", a.get("libraries", {}), b.get("libraries", {}))
     diff_rows += _diff_maps("tool", a.get("tools", {}), b.get("tools", {}))
     if a.get("recipe_digest") != b.get("recipe_digest"):
-        diff_rows.append(["recipe", "sha256", str(a.get("recipe_digest", ""))[:12], str(b.get("recipe_digest", ""))[:12]])
+        diff_rows.append(["recipe", "sha256", str(a.get("recipe_digest", ""))[:12],
+                          str(b.get("recipe_digest", ""))[:12]])
     metric_rows: list[list[str]] = []
     for name in [n for n in va if n in vb]:
         x, y = va[name], vb[name]
         for row in _diff_maps(f"{name} flag", x.get("flags", {}), y.get("flags", {})):
             diff_rows.append(row)
         if x.get("passes") != y.get("passes"):
-            diff_rows.append([f"{name} passes", "graph_fix", ",".join(x.get("passes", [])), ",".join(y.get("passes", []))])
+            diff_rows.append([f"{name} passes", "graph_fix", ",".join(x.get("passes", [])),
+                              ",".join(y.get("passes", []))])
         for row in _diff_maps(f"{name} artifact", x.get("artifacts", {}), y.get("artifacts", {})):
             diff_rows.append([row[0], row[1], row[2][:12], row[3][:12]])
         for m in sorted(set(x.get("metrics", {})) & set(y.get("metrics", {}))):

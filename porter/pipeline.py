@@ -15,6 +15,7 @@ from porter.errors import InputError
 from porter.exec import NodeResult, get_executor
 from porter.plan import Plan, build_plan
 from porter.options import unknown_name_error
+from porter.pareto import mark_pareto
 from porter.plugins import PluginSet, load_plugins
 from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe
 from porter.report import RunReport, VariantReport, host_info, library_versions
@@ -25,15 +26,15 @@ from porter.workspace import Workspace
 @contextmanager
 def _importable_from(folder: Path):
     """Recipe-named plugin modules may sit next to the recipe file."""
-    folder = str(folder)
-    added = folder not in sys.path
+    entry = str(folder)
+    added = entry not in sys.path
     if added:
-        sys.path.insert(0, folder)
+        sys.path.insert(0, entry)
     try:
         yield
     finally:
-        if added and folder in sys.path:
-            sys.path.remove(folder)
+        if added and entry in sys.path:
+            sys.path.remove(entry)
 
 
 def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None = None,
@@ -46,7 +47,7 @@ def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None =
         plugins = load_plugins(modules, extra_objects=extra_plugins)
     recipe = validate_recipe(raw, path, plugins, workspace=workspace)
     if bundle is not None and not bundle_writers(recipe, plugins):
-        writers = sorted(n for n, s in plugins.registry.specs["targets"].items() if s.writes_bundle)
+        writers = sorted(n for n, s in plugins.registry.specs["targets"].items() if getattr(s, "writes_bundle", False))
         raise InputError(f"--bundle {bundle}: no variant of {path} has a target that writes device bundles "
                          f"(targets that do: {', '.join(writers) or 'none installed'})", field="--bundle")
     bundle = bundle or recipe.bundle
@@ -60,7 +61,7 @@ def with_bundle(recipe: Recipe, plugins: PluginSet, bundle: Path) -> Recipe:
     variants = []
     for v in recipe.variants:
         spec = plugins.registry.get("targets", v.target.name) if v.target else None
-        if spec is not None and spec.writes_bundle and v.target.bundle is None:
+        if v.target is not None and spec is not None and spec.writes_bundle and v.target.bundle is None:
             v = dataclasses.replace(v, target=dataclasses.replace(v.target, bundle=bundle))
         variants.append(v)
     return dataclasses.replace(recipe, variants=tuple(variants), bundle=bundle)
@@ -132,7 +133,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         records = [results[k].record for k in path.keys]
         vr = VariantReport(
             name=v.name, reference=v.reference,
-            target=("framework" if v.reference else v.target.name),
+            target=("framework" if v.reference or v.target is None else v.target.name),
             passes=[p.name for p in v.passes],
             flags={k: (str(val) if isinstance(val, Path) else val) for k, val in (v.target.flags.items()
                                                                                  if v.target else [])},
@@ -159,7 +160,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.pass_records = list(last_model.passes)
             vr.model_size_bytes = last_model.path.stat().st_size if last_model.path.exists() else 0
         compiled = results[path.compile].value if path.compile else None
-        if compiled is not None:
+        if compiled is not None and path.compile:
             vr.compile_seconds = compiled.compile_seconds or results[path.compile].record.seconds
             vr.model_size_bytes = compiled.size_bytes or vr.model_size_bytes
             vr.details["compile"] = dict(compiled.details)
@@ -185,12 +186,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         vr.artifacts = {f"{r.stage}:{r.label}": r.artifact_digest for r in records if r.artifact_digest}
         reports.append(vr)
 
-    try:
-        from porter.pareto import mark_pareto
-    except ImportError:
-        mark_pareto = None
-    if mark_pareto is not None:
-        mark_pareto(reports)
+    mark_pareto(reports)
     ref = next((r for r in reports if r.reference and r.status == "ok"), None)
     if ref is not None:
         for r in reports:

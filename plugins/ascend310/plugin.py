@@ -215,7 +215,8 @@ def _layout(compiled: CompiledModel, inputs, settings: runners.RunSettings, onnx
     shapes, dynamic_args = runners.choose_run_shapes(compiled, inputs)
     fed = tuple(TensorSpec(s.name, shapes[s.name], s.dtype) for s in compiled.inputs)
     first = inputs.load(0) if len(inputs) else {}
-    feed = {s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed} if first else None
+    feed = ({s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed}
+            if first else None)
     outputs = runners.infer_output_specs(onnx_path, shapes, compiled.outputs, feed)
     return runners.RunLayout(
         runner=settings.runner, outfmt=settings.outfmt, stems=tuple(f"data{i + 1}" for i in range(len(inputs))),

@@ -21,7 +21,8 @@ def add_parser(sub):
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--executor", choices=("local", "dask"), help="where stages run (default: the recipe's, "
                    "else local)")
-    p.add_argument("--address", help="Dask scheduler address (tcp://host:8786) or scheduler file (*.json); default: a local cluster")
+    p.add_argument("--address",
+                   help="Dask scheduler address (tcp://host:8786) or scheduler file (*.json); default: a local cluster")
     p.add_argument("--budget", action="append", default=[], metavar="EXPR",
                    help="a regression budget such as 'delta_wer<=0.5' or 'p99_ms<=40' (repeatable)")
     p.add_argument("--out", type=Path, help="also write report.json/.md/.html into this folder")
