@@ -53,7 +53,7 @@ def timed_runs(recipe: Path, workspace: Path, variants: list[str], repeats: int)
                 raise RuntimeError(f"{name}: {v.status}: {v.message}")
             per_variant[name]["throughput"].append(v.throughput)
             per_variant[name]["run_stage_s"].append(_stage_seconds(v, "run"))
-            per_variant[name]["p50_ms"].append(v.latency_ms.get("p50", math.nan))
+            per_variant[name]["p50_ms"].append(v.latency_ms.p50)
     return {name: {"utterances_per_s": of_values(d["throughput"], "utt/s").as_dict(),
                    "run_stage_seconds": of_values(d["run_stage_s"], "s").as_dict(),
                    "p50_ms": of_values(d["p50_ms"], "ms").as_dict()}
@@ -106,7 +106,7 @@ def run(*, recipe: Path, workspace: Path, repeats: int, memory_repeats: int, wei
     report = first_run(recipe, workspace)
     if report_dir is not None:
         # the scored first run, as porter writes it (json, md, html); later timed runs overwrite the workspace's
-        from porter.outputs import write_outputs
+        from porter.report.outputs import write_outputs
 
         write_outputs(report, report_dir)
     names = [v.name for v in report.variants]

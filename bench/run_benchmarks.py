@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         return 0
 
     import bench_recipe
-    from porter.report import host_info, library_versions
+    from porter.report.host import host_info, library_versions
 
     only = {part.strip() for part in args.only.split(",") if part.strip()}
     repeats = args.repeats or (2 if args.quick else 5)

@@ -30,6 +30,7 @@ from porter.pipeline import run_recipe
 from porter.precision.keeplist import KeepList, read_keep_dtype
 from porter.precision.provenance import Provenance, note_provenance
 from porter.recipe import describe_yaml_error
+from porter.report.reader import read_report
 from porter.runner import BaseRunner
 from porter.scoring import Evaluator
 from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
@@ -51,6 +52,8 @@ __all__ = [
     "Evaluator",
     # errors
     "PorterError", "InputError", "RecipeError", "ToolMissingError", "StageError",
+    # saved run reports (report.json), read into the typed report model
+    "read_report",
     # one implementation each of writing a file atomically, hashing, locking and suggesting a misspelt name
     "atomic_write_text", "atomic_write_bytes", "atomic_path", "atomic_copy", "file_lock", "digest", "file_digest",
     "suggest", "closest",

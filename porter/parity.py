@@ -30,6 +30,13 @@ ESTIMATE_TOLERANCE = 0.1
 _LOOK_AHEAD = 8
 
 
+def variant_tolerance(target_tolerance: float, pass_tolerances: Sequence[float]) -> float:
+    """What the compiled model may differ from the export by: the target's own tolerance plus each graph pass's.
+    Each pass was already gated against the model before it, so a recipe that lets a pass move the outputs (an
+    fp16 emulation at tolerance 1.0) cannot then have the compiled model failed for that same movement."""
+    return float(target_tolerance) + float(sum(pass_tolerances))
+
+
 @dataclass(frozen=True)
 class ParityPlan:
     """The samples a check uses: indices into the InputSet, longest first."""

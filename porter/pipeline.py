@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from porter import __version__
 from porter.artifacts import Metrics, OutputSet
@@ -15,11 +16,13 @@ from porter.errors import InputError
 from porter.exec import NodeResult, get_executor
 from porter.plan import Plan, build_plan
 from porter.options import unknown_name_error
-from porter.pareto import mark_pareto
 from porter.plugins import PluginSet, load_plugins
 from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe
-from porter.report import RunReport, VariantReport, host_info, library_versions
-from porter.verdicts import check_budget, evaluate_budgets, parse_budget
+from porter.report.host import host_info, library_versions
+from porter.report.model import Latency, RunReport, VariantReport
+from porter.report.outputs import write_outputs
+from porter.report.pareto import mark_pareto
+from porter.report.verdicts import check_budget, evaluate_budgets, parse_budget
 from porter.workspace import Workspace
 
 
@@ -81,8 +84,10 @@ def bundle_writers(recipe: Recipe, plugins: PluginSet, variants=None) -> list[st
 
 def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), force_all: bool = False,
                bundle: Path | None = None, executor: str | None = None, address: str | None = None,
-               variants=None, progress=None, extra_plugins=(), budgets=()) -> RunReport:
-    """Run a recipe's variants and write report.json, with the verdicts of the recipe's budgets and `budgets`."""
+               variants=None, progress=None, extra_plugins=(), budgets=(), on_plan=None,
+               out_dirs=()) -> RunReport:
+    """Run a recipe's variants and write report.json/.md/.html into the workspace, with the verdicts of the
+    recipe's budgets and `budgets` (and into each of ``out_dirs``, rendered once)."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     recipe, plugins = prepare(recipe_path, workspace=workspace, bundle=bundle, extra_plugins=extra_plugins)
@@ -98,6 +103,8 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
         check_budget(parse_budget(text, field="--budget"), metrics=metric_names,
                      variants=[v.name for v in recipe.variants], field="--budget")
     plan = build_plan(recipe, plugins, variants=tuple(variants) if variants else None)
+    if on_plan is not None:  # how many stage nodes the run has, before the first one starts
+        on_plan(len(plan.nodes))
     ws = Workspace(recipe.workspace)
     ws.sweep_temporaries()
     exec_name = executor or recipe.executor
@@ -110,10 +117,10 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
     try:
         evaluate_budgets(report, [*recipe.budgets, *budgets], metrics=metric_names)
     finally:  # a budget naming a variant the run lacks raises, but the run's results are still kept
-        # report.json is the workspace's latest run; reports/<recipe name>.json keeps each recipe's own, so two
-        # recipes sharing a workspace (even at once) do not erase each other's results
+        # report.json/.md/.html are the workspace's latest run; reports/<recipe name>.json keeps each recipe's
+        # own, so two recipes sharing a workspace (even at once) do not erase each other's results
         report.write(ws.root / "reports" / f"{recipe.name}.json")
-        report.write(ws.root / "report.json")
+        write_outputs(report, ws.root, *out_dirs)
     return report
 
 
@@ -168,13 +175,13 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         outputs: OutputSet | None = results[path.run].value
         if outputs is not None:
             t = outputs.timing
-            vr.latency_ms = {"p50": t.percentile(50), "p90": t.percentile(90), "p99": t.percentile(99),
-                             "mean": (sum(t.latencies_ms) / len(t.latencies_ms)) if t.latencies_ms else math.nan}
+            vr.latency_ms = Latency(p50=t.percentile(50), p90=t.percentile(90), p99=t.percentile(99),
+                                    mean=(sum(t.latencies_ms) / len(t.latencies_ms)) if t.latencies_ms else math.nan,
+                                    samples=tuple(t.latencies_ms))
             vr.throughput = t.throughput
             vr.estimate = outputs.estimate or bool(compiled and compiled.estimate) or any(
                 getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in v.passes)
             vr.details["run"] = dict(outputs.details)
-            vr.details["latencies_ms"] = list(t.latencies_ms)
         metrics: Metrics | None = results[path.score].value
         if metrics is not None:
             vr.metrics = metrics_in_recipe_order(metrics.values, v.metrics)
@@ -201,10 +208,21 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
     return RunReport(
         recipe=str(recipe.path), recipe_digest=recipe.digest, name=recipe.name, workspace=str(recipe.workspace),
         started=started, wall_seconds=wall_seconds, porter_version=__version__, executor=executor,
-        plugins=[dataclasses.asdict(i) for i in plugins.infos], libraries=library_versions(),
+        plugins=list(plugins.infos), libraries=library_versions(),
         tools=_tool_versions(plugins), host=host_info(), variants=reports,
         reference=ref.name if ref else None, stage_counts=counts, allow_missing_tools=recipe.allow_missing_tools,
+        **_unit(recipe, plugins),
     )
+
+
+def _unit(recipe: Recipe, plugins: PluginSet) -> dict[str, Any]:
+    """What the datasets call one item (DatasetSpec.unit), when every variant's dataset agrees."""
+    specs = [plugins.registry.get("datasets", v.dataset.name) for v in recipe.variants]
+    units = {(s.unit, s.unit_abbrev) for s in specs if s is not None}
+    if len(units) != 1:
+        return {}
+    unit, abbrev = units.pop()
+    return {"unit": unit, "unit_abbrev": abbrev}
 
 
 def metrics_in_recipe_order(values, recipe_metrics) -> dict[str, float]:

@@ -15,8 +15,8 @@ from porter.hashing import file_digest
 from porter.options import unknown_name_error, validate_options, yaml_float
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
 from porter.strict_yaml import YamlProblem, load_strict
+from porter.report.verdicts import check_budget, parse_budget
 from porter.suggest import suggest
-from porter.verdicts import check_budget, parse_budget
 
 TOP_LEVEL_KEYS = (
     "name", "description", "plugins", "workspace", "model", "dataset", "graph_fix", "target", "metrics",

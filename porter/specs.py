@@ -62,6 +62,10 @@ class DatasetSpec:
     description: str = ""
     options: Mapping[str, Option] = field(default_factory=dict)
     version: str = "1"
+    # what one item is called in reports ("utterance": "latency per utterance", "Worst utterances") and its
+    # short form for table headers ("utt" gives "utt/s"); empty means the unit itself
+    unit: str = "sample"
+    unit_abbrev: str = ""
 
 
 @dataclass(frozen=True)

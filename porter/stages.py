@@ -4,42 +4,25 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from porter.agreement import compare_samples, first_problem, summary, worst_difference
 from porter.artifacts import CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord
 from porter.errors import InputError, StageError, ToolMissingError
-from porter.measure import measure
-from porter.agreement import compare_samples, first_problem, summary, worst_difference
-from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
-from porter.parity import ESTIMATE_TOLERANCE, EXACT_TOLERANCE, check_compiled, failure_message
-from porter.scoring import evaluator_for
-from porter.plan import StageNode
 from porter.hashing import digest, file_digest
+from porter.measure import measure
+from porter.onnx_io import feeds_for, model_io, op_counts, opset_of, session
+from porter.parity import ESTIMATE_TOLERANCE, EXACT_TOLERANCE, check_compiled, failure_message, variant_tolerance
+from porter.plan import StageNode
 from porter.precision.provenance import carry_provenance, read_provenance
+from porter.report.model import StageRecord
+from porter.scoring import evaluator_for
 from porter.specs import StageContext
 from porter.workspace import Workspace
-
-
-@dataclass
-class StageRecord:
-    key: str
-    stage: str
-    plugin: str
-    label: str
-    cache_hit: bool
-    seconds: float = 0.0
-    peak_rss_mb: float = 0.0
-    added_mb: float = 0.0
-    worker: str = ""
-    waited_seconds: float = 0.0
-    artifact_digest: str = ""
-    status: str = "ok"  # ok, skipped (tool missing), failed
-    message: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def cached_node(node: StageNode, workspace: Workspace, *, worker: str, waited: float):
@@ -185,19 +168,18 @@ def _check_compiled(node: StageNode, compiled: CompiledModel, upstream: dict, pl
         return compiled
     estimate = compiled.estimate or any(
         getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in upstream["model"].passes)
-    tolerance = compiled.tolerance if compiled.tolerance is not None else (
+    own = compiled.tolerance if compiled.tolerance is not None else (
         ESTIMATE_TOLERANCE if estimate else EXACT_TOLERANCE)
-    # the check measures passes and compiler together against the export: a recipe that lets a precision
-    # emulation pass move the outputs by its own tolerance (a variant meant to lose accuracy) accepts that here too
-    tolerance = max([tolerance] + [r.check.tolerance for r in upstream["model"].passes
-                                   if getattr(plugins.registry.get("passes", r.name), "estimate", False)])
+    # passes and compiler are measured together against the export: each pass's own tolerance (a precision
+    # emulation meant to lose accuracy) is accepted here too
+    tolerance = variant_tolerance(own, [p.check.tolerance for p in upstream["model"].passes])
     with runner:
         checks = check_compiled(runner, upstream["export"].path, upstream["inputs"], count=node.check_samples,
                                 tolerance=tolerance, target=target.name)
     if not all(c.passed for c in checks):
         raise StageError(stage="compile", plugin=node.plugin, variant=None,
                          cause=ValueError(failure_message(target.name, checks)))
-    return replace(compiled, checks=compiled.checks + checks, estimate=estimate, tolerance=tolerance)
+    return replace(compiled, checks=compiled.checks + checks, estimate=estimate, tolerance=own)
 
 
 def _outputs_on(path: Path, inputs, count: int) -> list[dict]:
@@ -251,4 +233,4 @@ def _graph_fix(node: StageNode, model: OnnxModel, inputs, plugins, workdir: Path
                    passes=model.passes + (record,))
 
 
-__all__ = ["run_node", "StageRecord"]
+__all__ = ["StageRecord", "run_node"]

@@ -2,7 +2,8 @@
 
 Every value becomes exactly one argv element of the form ``--name=value``: nothing is shell-quoted here, because
 nothing here goes through a shell (bundle.py quotes when it writes run.sh for a human to carry).
-Facts: ../../shared/reference/ascend310.md and porting-notes §3.4 (CANN 5.x–8.x documentation).
+Facts come from the CANN 5.x–9.0 documentation of atc and aoe (the parameter pages ``atlasatcparam_16_00xx``
+and ``aoepar_16_0xx`` on hiascend.com); each option's help names the restriction it enforces.
 """
 from __future__ import annotations
 
@@ -21,9 +22,18 @@ from porter_ascend310.toolkit import parse_cann_version
 FLAG_FIELD = "target.flags"
 # CANN release from which autotune is the separate aoe tool and atc no longer has --auto_tune_mode.
 AOE_FROM_CANN = (5, 1)
-# aoe job types: 1 = subgraph tuning (SGAT), 2 = operator tuning (OPAT); subgraphs are tuned first.
-AOE_JOB_TYPES = {"RL": 1, "GA": 2}
+# aoe job types: 1 = subgraph tuning (SGAT), 2 = operator tuning (OPAT). atc's --auto_tune_mode RL tuned Vector
+# operators and GA tuned Cube operators: both were operator tuning, so both become job_type 2; subgraph tuning
+# is a separate, optional pass that runs first (the AOE guide's order: subgraphs, then operators).
+AOE_SUBGRAPH_TUNING = 1
+AOE_OPERATOR_TUNING = 2
 AUTOTUNE_CHOICES = ("RL", "GA", "RL,GA")
+# dynamic_batch_size / dynamic_image_size / dynamic_dims take (1, 100] profiles; a batch size is in [1, 2048]
+PROFILE_COUNT = (2, 100)
+MAX_DYNAMIC_BATCH = 2048
+# dynamic_dims profiles hold at most 4 values in the documentation through CANN 7.0
+DYNAMIC_DIMS_LIMIT = 4
+DYNAMIC_DIMS_LIMIT_UNTIL_CANN = (8, 0)
 FRAMEWORK_ONNX = "5"
 
 
@@ -32,9 +42,10 @@ class AtcOption:
     """One atc command-line option a variant may set.
 
     ``kind`` says how a recipe value becomes the argv text: ``choice`` (one of ``choices``), ``text`` (any
-    one-line string), ``path`` (an existing file), ``names`` (a list joined with ``separator``), ``ints`` (a
-    list of integers joined with ","), ``profiles`` (a list of integer lists: "," inside, ";" between),
-    ``output_type`` (FP32/FP16/UINT8 or the per-output "node:index:TYPE" form).
+    one-line string), ``path`` (an existing file), ``dir`` (an existing folder), ``names`` (a list joined with
+    ``separator``), ``ints`` (a list of integers joined with ","), ``profiles`` (a list of integer lists: ","
+    inside, ";" between), ``output_type`` (a type name or the per-output "node:index:TYPE" form). ``aoe``: aoe
+    takes the option too, so a tuning run sees the graph atc compiles.
     """
 
     name: str
@@ -43,12 +54,13 @@ class AtcOption:
     choices: tuple = ()
     separator: str = ","
     default: Any = None
+    aoe: bool = True
 
     def to_option(self) -> Option:
         """The recipe-level declaration the core validates before atc.py checks the value in detail."""
         if self.kind == "choice":
             return Option("str", default=self.default, choices=self.choices, help=self.help)
-        if self.kind == "path":
+        if self.kind in ("path", "dir"):
             return Option("path", help=self.help, must_exist=True)
         if self.kind == "int_choice":
             return Option("int", default=self.default, choices=self.choices, help=self.help)
@@ -60,9 +72,9 @@ class AtcOption:
 
 ATC_OPTIONS: dict[str, AtcOption] = {o.name: o for o in (
     AtcOption("soc_version", "text", "chip: Ascend310, Ascend310P3, Ascend910, ... (others pass through; the chip "
-              "name comes from `npu-smi info`)", default="Ascend310"),
-    AtcOption("input_format", "choice", "layout of the inputs; default NCHW, or ND with dynamic_dims",
-              choices=("NCHW", "NHWC", "ND")),
+              "name comes from `npu-smi info`)", default="Ascend310", aoe=False),
+    AtcOption("input_format", "choice", "layout of the ONNX inputs: NCHW (default), NCDHW or ND (dynamic_dims "
+              "needs ND); NHWC only with insert_op_conf (AIPP)", choices=("NCHW", "NCDHW", "ND", "NHWC")),
     AtcOption("input_shape", "text", "override the shapes derived from the ONNX inputs: 'name:d0,d1;name2:d0' "
               "or a mapping name → list of dims (-1 with a dynamic_* option; porter's runners need known "
               "shapes, so atc's range form '[1~16,...]' belongs in extra_args)"),
@@ -74,39 +86,46 @@ ATC_OPTIONS: dict[str, AtcOption] = {o.name: o for o in (
                        "allow_mix_precision_fp16", "allow_mix_precision_bf16", "allow_fp32_to_bf16",
                        "force_fp32", "cube_fp16in_fp32out")),
     AtcOption("precision_mode_v2", "text", "newer precision switch (fp16, origin, mixed_float16, ...); "
-              "excludes precision_mode"),
+              "excludes precision_mode", aoe=False),
     AtcOption("op_select_implmode", "choice", "operator implementation mode (deprecated for op_precision_mode)",
               choices=("high_performance", "high_precision", "high_precision_for_all",
                        "high_performance_for_all")),
-    AtcOption("optypelist_for_implmode", "names", "op types the implmode applies to, e.g. [LSTM, Pooling]; "
-              "needs op_select_implmode high_precision or high_performance"),
+    AtcOption("optypelist_for_implmode", "names", "Ascend IR op types the implmode applies to (an ONNX LSTM "
+              "becomes DynamicRNN), e.g. [DynamicRNN, Conv2D]; needs op_select_implmode high_precision or "
+              "high_performance"),
     AtcOption("op_precision_mode", "path", ".ini of OpType=mode lines; overrides the two implmode options"),
     AtcOption("fusion_switch_file", "path", "config turning graph/UB fusion passes on or off"),
     AtcOption("buffer_optimize", "choice", "data buffer optimisation",
               choices=("l2_optimize", "l1_optimize", "off_optimize")),
-    AtcOption("mdl_bank_path", "path", "subgraph-tuning repository (aoe job_type 1 results)"),
+    AtcOption("mdl_bank_path", "dir", "folder of the subgraph-tuning repository (aoe job_type 1 results; "
+              "atc's default is $HOME/Ascend/latest/data/aoe/custom/graph/<soc_version>)", aoe=False),
     AtcOption("enable_small_channel", "int_choice", "1 optimises first convolutions with few input channels "
               "(not verified in the documentation)", choices=(0, 1)),
-    AtcOption("input_fp16_nodes", "names", "inputs that take fp16 data, e.g. [spect]", separator=";"),
-    AtcOption("output_type", "output_type", "model output dtype: FP32, FP16, UINT8, or per output "
-              "'node:index:FP16;...'"),
+    AtcOption("input_fp16_nodes", "names", "inputs that take fp16 data, e.g. [spect] (porter then writes "
+              "those input files in fp16)", separator=";"),
+    AtcOption("output_type", "output_type", "model output dtype: FP32, FP16, UINT8, INT8, or per output "
+              "'node:index:FP16;...' (needs out_nodes); porter reads the retyped outputs in that dtype"),
     AtcOption("out_nodes", "names", "choose model outputs, e.g. ['node:0', 'node:1']", separator=";"),
     AtcOption("keep_dtype", "path", "file of op names (or OpType::TypeName) that keep their original dtype"),
     AtcOption("modify_mixlist", "path", "JSON editing the black/white/gray lists of allow_mix_precision"),
-    AtcOption("insert_op_conf", "path", "AIPP config (image inputs only)"),
-    AtcOption("dynamic_batch_size", "ints", "batch profiles, e.g. [1, 4, 8]; the batch dim becomes -1"),
-    AtcOption("dynamic_image_size", "profiles", "H,W profiles, e.g. [[224, 224], [448, 448]]; H and W "
-              "of NCHW inputs become -1"),
-    AtcOption("dynamic_dims", "profiles", "one value per dynamic dim across all inputs, in order, per "
-              "profile, e.g. [[400], [621]]; needs input_format ND"),
+    AtcOption("insert_op_conf", "path", "AIPP config (image inputs only: the .om then takes the image format "
+              "the config names, which porter's runners do not write)"),
+    AtcOption("dynamic_batch_size", "ints", "2 to 100 batch profiles of 1..2048, e.g. [1, 4, 8]; the batch "
+              "dim becomes -1"),
+    AtcOption("dynamic_image_size", "profiles", "2 to 100 H,W profiles, e.g. [[224, 224], [448, 448]]; H and "
+              "W of NCHW inputs become -1"),
+    AtcOption("dynamic_dims", "profiles", "2 to 100 profiles of one value per dynamic dim across all inputs, "
+              "in order, e.g. [[400], [621]] (at most 4 values before CANN 8.0); needs input_format ND"),
     AtcOption("input_shape_range", "text", "older runtime range syntax 'in:[8~20,3,5,-1]' (the runners "
-              "still feed the static shape of --input_shape)"),
+              "still feed the static shape of --input_shape)", aoe=False),
 )}
 
 # Options porter adds around atc's own; they are not atc flags themselves.
 COMPILE_FLAGS: dict[str, Option] = {
-    "autotune": Option("str", choices=AUTOTUNE_CHOICES, help="RL (subgraph) / GA (operator) tuning: atc "
-                       "--auto_tune_mode for CANN < 5.1, the aoe tool (job_type 1/2) from CANN 5.1"),
+    "autotune": Option("str", choices=AUTOTUNE_CHOICES, help="operator tuning (RL: Vector operators, GA: Cube "
+                       "operators): atc --auto_tune_mode for CANN < 5.1, aoe --job_type=2 from CANN 5.1"),
+    "subgraph_tuning": Option("bool", default=False, help="run aoe's subgraph tuning (--job_type=1) before "
+                              "compiling (CANN >= 5.1; before operator tuning when autotune is set too)"),
     "cann_version": Option("str", help="CANN version the commands are for, e.g. 5.0.4 or 6.0.1 (default: the "
                            "installed toolkit's)"),
     "extra_args": Option("list", default=(), help="further atc arguments, passed through untouched"),
@@ -115,7 +134,9 @@ COMPILE_FLAGS: dict[str, Option] = {
 # Flags of the ascend310 target that runners.py and plugin.py own: accepted here, not used for atc.
 NON_ATC_FLAGS = frozenset({"runner", "outfmt", "device", "warmup_count", "loop", "bundle_dir"})
 DYNAMIC_OPTIONS = ("dynamic_batch_size", "dynamic_image_size", "dynamic_dims", "input_shape_range")
-OUTPUT_TYPES = ("FP32", "FP16", "UINT8")
+OUTPUT_TYPES = ("FP32", "FP16", "UINT8", "INT8")
+# the numpy dtype a runner's output file holds for each --output_type
+OUTPUT_TYPE_DTYPES = {"FP32": "float32", "FP16": "float16", "UINT8": "uint8", "INT8": "int8"}
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -217,10 +238,13 @@ def option_text(option: AtcOption, value: Any, path_text: Callable[[Path], str] 
         return str(number)
     if option.kind == "text":
         return _one_line(name, value)
-    if option.kind == "path":
+    if option.kind in ("path", "dir"):
         path = Path(_one_line(name, str(value) if isinstance(value, Path) else value))
-        if not path.is_file():
+        if option.kind == "path" and not path.is_file():
             raise _bad(name, f"file {str(path)!r} does not exist; expected an existing file")
+        if option.kind == "dir" and not path.is_dir():
+            raise _bad(name, f"{str(path)!r} is not an existing folder; expected the folder of a subgraph-"
+                             "tuning repository")
         return path_text(path)
     if option.kind == "names":
         return _names(option, value)
@@ -329,6 +353,9 @@ def check_dynamic(flags: Mapping[str, Any], shapes: Mapping[str, list[int]]) -> 
     wildcards = sum(d == -1 for dims in shapes.values() for d in dims)
     if option == "dynamic_batch_size":
         profiles = [[n] for n in _int_list(option, flags[option])]
+        too_big = [p[0] for p in profiles if p[0] > MAX_DYNAMIC_BATCH]
+        if too_big:
+            raise _bad(option, f"has batch size {too_big[0]}; atc takes batch sizes 1..{MAX_DYNAMIC_BATCH}")
         batch_dynamic = [name for name, dims in shapes.items() if dims and dims[0] == -1]
         if not batch_dynamic or wildcards != len(batch_dynamic):
             raise _bad(option, "needs -1 in the batch dim (and only there) of --input_shape; the model's "
@@ -342,7 +369,30 @@ def check_dynamic(flags: Mapping[str, Any], shapes: Mapping[str, list[int]]) -> 
             raise _bad(option, f"profiles have {len(profiles[0])} values but --input_shape "
                                f"{render_input_shape(shapes)} has {wildcards} dynamic (-1) dims; "
                                f"expected {per_profile} value(s) per profile")
+    low, high = PROFILE_COUNT
+    if not low <= len(profiles) <= high:
+        raise _bad(option, f"has {len(profiles)} profile(s); atc takes {low} to {high}")
+    if len({tuple(p) for p in profiles}) != len(profiles):
+        raise _bad(option, f"repeats a profile in {[list(p) for p in profiles]}")
     return DynamicShapes(option=option, profiles=tuple(tuple(p) for p in profiles))
+
+
+def check_dynamic_dims_width(flags: Mapping[str, Any], dynamic: DynamicShapes | None,
+                             detected_cann: str | None) -> None:
+    """dynamic_dims profiles hold at most 4 values in CANN releases before 8.0 (checked where the version is
+    known: the cann_version flag or the installed toolkit)."""
+    if dynamic is None or dynamic.option != "dynamic_dims" or len(dynamic.profiles[0]) <= DYNAMIC_DIMS_LIMIT:
+        return
+    version = flags.get("cann_version") or detected_cann
+    if version is None:
+        return
+    try:
+        older = parse_cann_version(version) < DYNAMIC_DIMS_LIMIT_UNTIL_CANN
+    except ValueError as error:
+        raise _bad("cann_version", str(error)) from None
+    if older:
+        raise _bad("dynamic_dims", f"profiles have {len(dynamic.profiles[0])} values; CANN {version} takes at "
+                                   f"most {DYNAMIC_DIMS_LIMIT} dynamic dims")
 
 
 def render_input_shape(shapes: Mapping[str, Sequence[int]]) -> str:
@@ -369,24 +419,36 @@ def autotune_modes(flags: Mapping[str, Any]) -> tuple[str, ...]:
         return ()
     items = value.split(",") if isinstance(value, str) else value
     modes = [str(m).strip().upper() for m in items] if isinstance(items, (list, tuple)) else None
-    if not modes or any(m not in AOE_JOB_TYPES for m in modes) or len(set(modes)) != len(modes):
+    if not modes or any(m not in ("RL", "GA") for m in modes) or len(set(modes)) != len(modes):
         raise _bad("autotune", f"is {value!r}; expected one of {', '.join(AUTOTUNE_CHOICES)}")
     return tuple(m for m in ("RL", "GA") if m in modes)
 
 
 def uses_aoe(flags: Mapping[str, Any], detected_cann: str | None) -> bool:
-    """True when autotune must run through aoe (CANN ≥ 5.1) rather than atc's --auto_tune_mode."""
-    if not autotune_modes(flags):
+    """True when tuning must run through aoe (CANN ≥ 5.1) rather than atc's --auto_tune_mode."""
+    subgraphs = bool(flags.get("subgraph_tuning"))
+    if not autotune_modes(flags) and not subgraphs:
         return False
+    name = "autotune" if autotune_modes(flags) else "subgraph_tuning"
     version = flags.get("cann_version") or detected_cann
     if version is None:
-        raise _bad("autotune", "needs to know the CANN version (atc --auto_tune_mode before 5.1, the aoe "
-                               "tool from 5.1): set the flag cann_version, e.g. '5.0.4' or '6.0.1', or "
-                               "install the toolkit so porter can read its version")
+        raise _bad(name, "needs to know the CANN version (atc --auto_tune_mode before 5.1, the aoe "
+                         "tool from 5.1): set the flag cann_version, e.g. '5.0.4' or '6.0.1', or "
+                         "install the toolkit so porter can read its version")
     try:
-        return parse_cann_version(version) >= AOE_FROM_CANN
+        with_aoe = parse_cann_version(version) >= AOE_FROM_CANN
     except ValueError as error:
         raise _bad("cann_version", str(error)) from None
+    if subgraphs and not with_aoe:
+        raise _bad("subgraph_tuning", f"is aoe's (CANN 5.1 on); CANN {version}'s atc --auto_tune_mode tunes "
+                                      "operators only")
+    return with_aoe
+
+
+def aoe_job_types(flags: Mapping[str, Any]) -> list[int]:
+    """aoe runs in order: subgraph tuning first (it fixes the partitioning operator tuning then sees)."""
+    jobs = [AOE_SUBGRAPH_TUNING] if flags.get("subgraph_tuning") else []
+    return jobs + ([AOE_OPERATOR_TUNING] if autotune_modes(flags) else [])
 
 
 def _extra_args(flags: Mapping[str, Any]) -> list[str]:
@@ -408,6 +470,15 @@ def validate_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         raise _bad("optypelist_for_implmode", "needs op_select_implmode high_precision or high_performance")
     if "dynamic_dims" in present and present.get("input_format", "ND") != "ND":
         raise _bad("input_format", f"is {present['input_format']!r}; dynamic_dims needs ND")
+    if present.get("input_format") == "NHWC" and "insert_op_conf" not in present:
+        raise _bad("input_format", "is 'NHWC', which atc takes for ONNX models only with insert_op_conf "
+                                   "(AIPP); an ONNX model's inputs are NCHW, NCDHW or ND")
+    output_type = present.get("output_type")
+    if isinstance(output_type, str) and output_type not in OUTPUT_TYPES and "out_nodes" not in present:
+        raise _bad("output_type", f"is {output_type!r}: the per-output form 'node:index:TYPE' needs out_nodes "
+                                  "naming those outputs")
+    if not isinstance(present.get("subgraph_tuning", False), bool):
+        raise _bad("subgraph_tuning", f"is {present['subgraph_tuning']!r}; expected true or false")
     om_name = present.get("om_name")
     if om_name is not None and (not isinstance(om_name, str) or not SAFE_NAME.match(om_name)):
         raise _bad("om_name", f"is {om_name!r}; expected a plain file name of letters, digits, '_', '-', '.'")
@@ -446,21 +517,27 @@ def build_atc_argv(onnx_path: Path | str, output_stem: Path | str, inputs: Seque
 
 
 def build_aoe_argvs(onnx_path: Path | str, inputs: Sequence[TensorSpec], flags: Mapping[str, Any], *,
-                    aoe: str = "aoe", detected_cann: str | None = None) -> list[list[str]]:
+                    aoe: str = "aoe", detected_cann: str | None = None,
+                    path_text: Callable[[Path], str] = str) -> list[list[str]]:
     """aoe runs that replace --auto_tune_mode on CANN ≥ 5.1 (subgraph tuning before operator tuning).
 
-    aoe reads the same model options as atc; the tuned knowledge lands in its repository, which the following
-    atc compile picks up. Returns [] when no aoe run is needed.
+    aoe gets the model options atc gets (shapes, the dynamic_* profiles, precision, implmode, fusion switches:
+    every option whose ``aoe`` is set), so it tunes the graph atc then compiles; the tuned knowledge lands in
+    its repository, which that compile picks up. Returns [] when no aoe run is needed.
     """
     present = validate_flags(flags)
     if not uses_aoe(present, detected_cann):
         return []
     input_format = present.get("input_format") or default_input_format(present)
     shapes = derive_input_shapes(inputs, present, input_format)
-    return [[aoe, f"--framework={FRAMEWORK_ONNX}", f"--model={onnx_path}", f"--job_type={AOE_JOB_TYPES[mode]}",
-             f"--input_format={input_format}", f"--input_shape={render_input_shape(shapes)}",
-             f"--log={present.get('log', 'error')}"]
-            for mode in autotune_modes(present)]
+    common = [f"--framework={FRAMEWORK_ONNX}", f"--model={onnx_path}",
+              f"--input_format={option_text(ATC_OPTIONS['input_format'], input_format)}",
+              f"--input_shape={render_input_shape(shapes)}",
+              f"--log={option_text(ATC_OPTIONS['log'], present.get('log', 'error'))}"]
+    for name, option in ATC_OPTIONS.items():
+        if option.aoe and name in present and name not in ("input_format", "input_shape", "log"):
+            common.append(f"--{name}={option_text(option, present[name], path_text)}")
+    return [[aoe, *common[:2], f"--job_type={job}", *common[2:]] for job in aoe_job_types(present)]
 
 
 @dataclass(frozen=True)
@@ -480,12 +557,15 @@ def plan_compile(onnx_path: Path | str, output_stem: Path | str, inputs: Sequenc
     present = validate_flags(flags)
     input_format = present.get("input_format") or default_input_format(present)
     shapes = derive_input_shapes(inputs, present, input_format)
+    dynamic = check_dynamic(present, shapes)
+    check_dynamic_dims_width(present, dynamic, detected_cann)
     return CompilePlan(
         atc_argv=build_atc_argv(onnx_path, output_stem, inputs, flags, atc=atc, detected_cann=detected_cann,
                                 path_text=path_text),
-        aoe_argvs=build_aoe_argvs(onnx_path, inputs, flags, aoe=aoe, detected_cann=detected_cann),
+        aoe_argvs=build_aoe_argvs(onnx_path, inputs, flags, aoe=aoe, detected_cann=detected_cann,
+                                  path_text=path_text),
         input_shapes=shapes,
-        dynamic=check_dynamic(present, shapes),
+        dynamic=dynamic,
         cann_version=present.get("cann_version") or detected_cann,
     )
 
@@ -499,7 +579,8 @@ def flag_options() -> dict[str, Option]:
 
 __all__ = [
     "AtcOption", "ATC_OPTIONS", "COMPILE_FLAGS", "NON_ATC_FLAGS", "CompilePlan", "DynamicShapes",
-    "build_atc_argv", "build_aoe_argvs", "plan_compile", "validate_flags", "check_known", "known_flag_names",
+    "build_atc_argv", "build_aoe_argvs", "aoe_job_types", "check_dynamic_dims_width",
+    "OUTPUT_TYPES", "OUTPUT_TYPE_DTYPES", "plan_compile", "validate_flags", "check_known", "known_flag_names",
     "derive_input_shapes", "render_input_shape", "check_dynamic", "autotune_modes", "uses_aoe",
     "parse_profiles", "flag_options", "option_text",
 ]

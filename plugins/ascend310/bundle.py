@@ -29,7 +29,7 @@ from porter.api import InputSet, StageContext, TensorSpec
 from porter.api import InputError, run_and_print
 from porter.api import atomic_copy, atomic_write_text, file_digest, file_lock
 
-from porter_ascend310.runners import RunLayout, log_name, runner_argv, write_input_files
+from porter_ascend310.runners import RUNNERS, RunLayout, runner_for, write_input_files
 
 FORMAT = "porter-ascend310-bundle"
 FORMAT_VERSION = 1
@@ -148,7 +148,11 @@ def add_model(bundle: Path, key: str, onnx_source: Path, *, om_name: str, plan, 
 
     def path_text(path: Path) -> str:
         rel = f"{folder}/files/{path.name}"
-        _copy_atomic(path, inside(bundle, rel))
+        if path.is_dir():  # a folder option (mdl_bank_path): its files, each copied as one file is
+            for file in sorted(f for f in path.rglob("*") if f.is_file()):
+                _copy_atomic(file, inside(bundle, f"{rel}/{file.relative_to(path).as_posix()}"))
+        else:
+            _copy_atomic(path, inside(bundle, rel))
         return rel
 
     atc_argv, aoe_argvs = plan(onnx_rel, f"{folder}/{om_name}", path_text)
@@ -195,17 +199,20 @@ def run_output_dir(bundle: Path, key: str) -> Path:
 
 
 def add_run(bundle: Path, model: ModelEntry, inputs: InputSet, layout: RunLayout, *,
-            runner_command: Sequence[str], details: Mapping[str, Any] | None = None,
-            context: StageContext | None = None) -> str:
+            details: Mapping[str, Any] | None = None, context: StageContext | None = None) -> str:
     """Record one run (inputs written, command line added to run.sh); returns its key."""
     bundle = Path(bundle)
     set_key = input_set_key(inputs, layout)
     key = run_key(model.key, set_key, layout)
     folder = ensure_inputs(bundle, set_key, inputs, layout)
     output = f"outputs/{key}"
-    argv = runner_argv(runner_command, model.om, [f"{folder}/{d}" for d in layout.input_dirs], output, layout)
+    runner = runner_for(layout)
+    input_dirs = [f"{folder}/{d}" for d in layout.input_dirs]
+    # the bundle's own paths, as the runner will see them from the bundle folder (ais_bench's character rules)
+    argv = runner.argv(runner.script_default.split(), model.om, input_dirs, output, layout, cwd=bundle.resolve())
     entry = {"key": key, "model": model.key, "input_set": set_key, "output_dir": output, "argv": argv,
-             "log": f"{output}/{log_name(layout)}", "sample_ids": list(inputs.sample_ids),
+             "tool": runner.name,
+             "log": f"{output}/{runner.log_name()}", "sample_ids": list(inputs.sample_ids),
              "layout": layout.to_json(), **dict(details or {}), **run_context(context)}
     with locked(bundle):
         atomic_write_text(inside(bundle, f"entries/runs/{key}.json"), json.dumps(entry, indent=1))
@@ -262,21 +269,62 @@ SCRIPT_HEADER = """\
 #!/usr/bin/env bash
 # Written by porter (ascend310 plugin), bundle format {version}. Run it on an Ascend host:
 #     bash run.sh
+# or name tools that are not on PATH (msame is usually built into tools/msame/out/):
+#     ATC=/path/to/atc MSAME=/path/to/tools/msame/out/msame AIS_BENCH="python3 -m ais_bench" bash run.sh
 # It compiles each model with atc (skipped when its .om exists) and runs msame / ais_bench over the inputs,
 # writing into outputs/. Then copy this whole folder back and run:  porter score <this folder>
 set -euo pipefail
+# ais_bench refuses files and folders that are group- or other-writable: create none, and fix copied ones
+umask 022
 cd "$(dirname "$0")"
-if ! command -v atc >/dev/null 2>&1; then
+chmod -R go-w . 2>/dev/null || true
+if ! command -v "${{ATC:-atc}}" >/dev/null 2>&1; then
   for env_script in "${{ASCEND_TOOLKIT_HOME:-/usr/local/Ascend/ascend-toolkit/latest}}/set_env.sh" \\
                     /usr/local/Ascend/ascend-toolkit/set_env.sh; do
     if [ -f "$env_script" ]; then set +u; source "$env_script"; set -u; break; fi
   done
 fi
+# have NAME VARIABLE COMMAND...: is the tool's command runnable here? (python3 -m X: can python3 import X?)
+have() {{
+  local name=$1 variable=$2; shift 2
+  if [ "${{2:-}}" = "-m" ]; then
+    "$1" -c "import $3" >/dev/null 2>&1 && return 0
+  elif command -v "$1" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "run.sh: $name not found (tried: $*); install it or name it: $variable=/path/to/$name bash run.sh" >&2
+  return 1
+}}
 """
+
+# the tools a bundle runs: the variable that names each, and its command where the variable is unset
+SCRIPT_TOOLS = {"atc": ("ATC", "atc"), "aoe": ("AOE", "aoe"),
+                **{r.name: (r.script_variable, r.script_default) for r in RUNNERS.values()}}
+
+
+def _tool_line(tool: str, argv: Sequence[str]) -> str:
+    """``"${MSAME_CMD[@]}" --model ...``: the tool's words from its variable, then the recorded arguments."""
+    variable, default = SCRIPT_TOOLS[tool]
+    return f'"${{{variable}_CMD[@]}}" ' + _line(list(argv)[len(default.split()):])
 
 
 def build_script(manifest: Mapping[str, Any]) -> str:
     lines = [SCRIPT_HEADER.format(version=FORMAT_VERSION)]
+    needed = []
+    for model in manifest["models"]:
+        if not model["om_ready"]:
+            needed += (["aoe"] if model.get("aoe_argvs") else []) + ["atc"]
+    needed += [run.get("tool") or run["layout"]["runner"] for run in manifest["runs"]]
+    needed = [tool for tool in SCRIPT_TOOLS if tool in needed]
+    for tool in needed:
+        variable, default = SCRIPT_TOOLS[tool]
+        lines.append(f'read -r -a {variable}_CMD <<< "${{{variable}:-{default}}}"')
+    if needed:
+        lines.append("missing=0")
+        for tool in needed:
+            variable = SCRIPT_TOOLS[tool][0]
+            lines.append(f'have {tool} {variable} "${{{variable}_CMD[@]}}" || missing=1')
+        lines.append('[ "$missing" = 0 ] || exit 127')
     for model in manifest["models"]:
         lines.append(f"\n# model {model['key']}")
         if model["om_ready"]:
@@ -284,14 +332,15 @@ def build_script(manifest: Mapping[str, Any]) -> str:
             continue
         lines.append(f"if [ ! -s {shlex.quote(model['om'])} ]; then")
         for aoe in model.get("aoe_argvs") or []:
-            lines.append(f"  {_line(aoe)}")
-        lines.append(f"  {_line(model['atc_argv'])}")
+            lines.append(f"  {_tool_line('aoe', aoe)}")
+        lines.append(f"  {_tool_line('atc', model['atc_argv'])}")
         lines.append("fi")
     for run in manifest["runs"]:
+        tool = run.get("tool") or run["layout"]["runner"]
         lines.append(f"\n# run {run['key']}: model {run['model']}, {len(run['sample_ids'])} samples, "
-                     f"{run['layout']['runner']} {run['layout']['outfmt']}")
+                     f"{tool} {run['layout']['outfmt']}")
         lines.append(f"mkdir -p {shlex.quote(run['output_dir'])}")
-        lines.append(f"{_line(run['argv'])} 2>&1 | tee {shlex.quote(run['log'])}")
+        lines.append(f"{_tool_line(tool, run['argv'])} 2>&1 | tee {shlex.quote(run['log'])}")
     lines.append("\necho \"porter bundle: all commands finished; copy this folder back and run: "
                  "porter score <folder>\"")
     return "\n".join(lines) + "\n"

@@ -9,7 +9,9 @@ a local run would.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +20,7 @@ import numpy as np
 
 from porter.api import hookimpl
 from porter.api import CompiledModel, OnnxModel, OutputSet, TensorSpec, write_sample
-from porter.api import ToolMissingError
+from porter.api import InputError, ToolMissingError
 from porter.api import Option, StageContext, TargetSpec
 
 from porter_ascend310 import atc, bundle, runners
@@ -28,7 +30,6 @@ TARGET = "ascend310"
 PLUGIN_VERSION = "1"
 BUNDLE_FLAG = Option("path", must_exist=False, help="where atc or the runner is missing, write a bundle for an "
                      "Ascend host here (set by `porter run --bundle DIR`)")
-OUTPUT_TYPE_DTYPES = {"FP32": "float32", "FP16": "float16", "UINT8": "uint8"}
 
 
 def target_flags() -> dict[str, Option]:
@@ -112,21 +113,62 @@ def porter_graph_fix(graph_pass, model):
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _node_outputs(model: OnnxModel, entries: str, field: str) -> list[str]:
+    """The ONNX graph outputs named by atc's 'node:index' entries (out_nodes, per-output output_type)."""
+    import onnx
+
+    graph = onnx.load(str(model.path), load_external_data=False).graph
+    nodes = {node.name: node for node in graph.node}
+    graph_outputs = [o.name for o in model.outputs]
+    names = []
+    for entry in entries:
+        node_name, _, index = entry.rpartition(":")
+        node = nodes.get(node_name)
+        if node is None or not index.isdigit() or int(index) >= len(node.output):
+            raise InputError(f"names {entry!r}, which is no output of a node of {model.path}; expected "
+                             "'node_name:index'", field=f"target.flags.{field}")
+        tensor = node.output[int(index)]
+        if tensor not in graph_outputs:
+            raise InputError(f"names {entry!r} (tensor {tensor!r}), which is not one of the model's outputs "
+                             f"({', '.join(graph_outputs)}); porter reads back only graph outputs",
+                             field=f"target.flags.{field}")
+        names.append(tensor)
+    return names
+
+
 def _compiled_outputs(model: OnnxModel, flags: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
-    """The .om's outputs: the ONNX outputs, with float outputs retyped by a model-wide --output_type."""
-    dtype = OUTPUT_TYPE_DTYPES.get(flags.get("output_type") or "")
-    if dtype is None:
-        return tuple(model.outputs)
-    return tuple(TensorSpec(s.name, s.shape, dtype if np.dtype(s.dtype).kind == "f" else s.dtype)
-                 for s in model.outputs)
+    """The .om's outputs: the ONNX outputs (or those out_nodes chooses, in its order), retyped by --output_type
+    (model-wide: every float output; per output: the named ones), since the runners write that dtype."""
+    specs = {s.name: s for s in model.outputs}
+    chosen = list(specs)
+    if flags.get("out_nodes"):
+        entries = flags["out_nodes"].split(";") if isinstance(flags["out_nodes"], str) else list(flags["out_nodes"])
+        chosen = _node_outputs(model, [str(e).strip() for e in entries], "out_nodes")
+    output_type = flags.get("output_type") or ""
+    retype: dict[str, str] = {}
+    if output_type in atc.OUTPUT_TYPE_DTYPES:
+        retype = {n: atc.OUTPUT_TYPE_DTYPES[output_type] for n in chosen if np.dtype(specs[n].dtype).kind == "f"}
+    elif output_type:
+        parts = [part.rpartition(":") for part in output_type.split(";")]
+        names = _node_outputs(model, [node for node, _, _ in parts], "output_type")
+        retype = {name: atc.OUTPUT_TYPE_DTYPES[kind] for name, (_, _, kind) in zip(names, parts)}
+    return tuple(TensorSpec(n, specs[n].shape, retype.get(n, specs[n].dtype)) for n in chosen)
 
 
-def _compiled_inputs(model: OnnxModel, shapes: Mapping[str, list[int]]) -> tuple[TensorSpec, ...]:
+def _compiled_inputs(model: OnnxModel, shapes: Mapping[str, list[int]],
+                     flags: Mapping[str, Any]) -> tuple[TensorSpec, ...]:
+    """The .om's inputs at atc's shapes; --input_fp16_nodes makes those inputs take fp16 data."""
+    fp16 = flags.get("input_fp16_nodes") or ()
+    fp16 = {n.strip() for n in (fp16.split(";") if isinstance(fp16, str) else fp16)}
+    unknown = sorted(fp16 - {s.name for s in model.inputs})
+    if unknown:
+        raise InputError(f"names {', '.join(unknown)}, which is no input of the model (its inputs are "
+                         f"{', '.join(s.name for s in model.inputs)})", field="target.flags.input_fp16_nodes")
     specs = []
     for spec in model.inputs:
         dims = tuple(d if d != -1 else (spec.shape[i] if isinstance(spec.shape[i], str) else f"dyn{i}")
                      for i, d in enumerate(shapes[spec.name]))
-        specs.append(TensorSpec(spec.name, dims, spec.dtype))
+        specs.append(TensorSpec(spec.name, dims, "float16" if spec.name in fp16 else spec.dtype))
     return tuple(specs)
 
 
@@ -172,11 +214,12 @@ def porter_compile(target, model, workdir, context):
     if not om.is_file():
         raise ToolFailedError(f"atc exited 0 but wrote no {om}; its output ended with:\n{tail(logs[-1])}")
     return CompiledModel(
-        target=TARGET, path=om, source=Path(model.path), inputs=_compiled_inputs(model, plan.input_shapes),
+        target=TARGET, path=om, source=Path(model.path), inputs=_compiled_inputs(model, plan.input_shapes, flags),
         outputs=_compiled_outputs(model, flags), compile_seconds=seconds, size_bytes=om.stat().st_size,
         details={"pending": False, "argv": plan.atc_argv, "aoe_argvs": plan.aoe_argvs, "tool": str(toolkit.atc),
                  "cann_version": plan.cann_version, "log_tail": tail(logs[-1]),
-                 "input_shapes": plan.input_shapes, "dynamic": _dynamic_json(plan)})
+                 "input_shapes": plan.input_shapes, "dynamic": _dynamic_json(plan),
+                 "aipp": "insert_op_conf" in flags})
 
 
 def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str, Any], om_name: str,
@@ -199,10 +242,11 @@ def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str,
                              context=context)
     return CompiledModel(
         target=TARGET, path=bundle.inside(bundle_dir, entry.om), source=Path(model.path),
-        inputs=_compiled_inputs(model, local.input_shapes), outputs=_compiled_outputs(model, flags),
+        inputs=_compiled_inputs(model, local.input_shapes, flags), outputs=_compiled_outputs(model, flags),
         details={"pending": True, "bundle_dir": str(bundle_dir.resolve()), "bundle_model": key,
                  "argv": entry.atc_argv, "aoe_argvs": entry.aoe_argvs, "cann_version": local.cann_version,
                  "input_shapes": local.input_shapes, "dynamic": _dynamic_json(local),
+                 "aipp": "insert_op_conf" in flags,
                  "note": "atc not found here: the compile command is in the bundle's run.sh"})
 
 
@@ -255,6 +299,13 @@ def porter_run(target, compiled, inputs, workdir, context):
     flags = dict(target.flags)
     settings = runners.RunSettings.from_flags(flags)
     workdir = Path(workdir)
+    if compiled.details.get("aipp"):
+        # AIPP turns the .om's input into the image format of its config (uint8 NHWC, YUV...): the ONNX
+        # model's tensors, which are what porter has, no longer fit and both runners would reject the files
+        raise runners.RunnerInputError(
+            f"{compiled.path} was compiled with insert_op_conf (AIPP), so it takes image data in the format its "
+            "config names, not the model's float tensors porter writes; run it on your own image files, or "
+            "compile without insert_op_conf to compare it here")
     layout = _layout(compiled, inputs, settings, _source_onnx(compiled))
     toolkit = find_toolkit()
     pending = bool(compiled.details.get("pending"))
@@ -268,23 +319,36 @@ def porter_run(target, compiled, inputs, workdir, context):
 
 def _run_here(toolkit: Toolkit, compiled: CompiledModel, inputs, layout: runners.RunLayout,
               workdir: Path) -> OutputSet:
+    runner = runners.runner_for(layout)
+    warnings = runner.check_layout(layout)
     run_dir = workdir / "ascend_run"
     input_root = run_dir / "inputs"
     output_dir = run_dir / "outputs"
     runners.write_input_files(inputs, layout, input_root)
     output_dir.mkdir(parents=True, exist_ok=True)
-    argv = runners.runner_argv(toolkit.command(layout.runner), str(compiled.path),
-                               [str(input_root / d) for d in layout.input_dirs], str(output_dir), layout)
+    os.chmod(output_dir, 0o755)
+    # paths relative to the run folder: the workspace's own path may hold characters ais_bench refuses, or a
+    # ".bin" that would make msame take its input folders for files
+    om = os.path.relpath(Path(compiled.path).resolve(), run_dir.resolve())
+    argv = runner.argv(toolkit.command(layout.runner), om, [f"inputs/{d}" for d in layout.input_dirs],
+                       "outputs", layout, cwd=run_dir)
     started = time.perf_counter()
     done = run_tool(argv, tool=layout.runner, cwd=run_dir)
     wall = time.perf_counter() - started
-    (output_dir / runners.log_name(layout)).write_text(done.stdout + done.stderr)
-    result = runners.collect(layout, output_dir)
+    (output_dir / runner.log_name()).write_text(done.stdout + done.stderr)
+    result = runner.collect(layout, output_dir)
     # the arrays now live in the OutputSet's samples; keep only the runner's log and summary
-    shutil.rmtree(runners.find_result_dir(layout, output_dir), ignore_errors=True)
+    shutil.rmtree(runner.find_result_dir(layout, output_dir), ignore_errors=True)
     shutil.rmtree(input_root, ignore_errors=True)
     return _output_set(workdir, inputs, layout, result, {"argv": argv, "tool_wall_seconds": wall,
-                                                         "source": "run here"})
+                                                         "source": "run here", **_warned(warnings)})
+
+
+def _warned(warnings: list[str]) -> dict:
+    """Warnings go to stderr now and into the run's details, where the report keeps them."""
+    for warning in warnings:
+        print(f"porter: ascend310: warning: {warning}", file=sys.stderr)
+    return {"warnings": warnings} if warnings else {}
 
 
 def _run_through_bundle(bundle_dir: Path, toolkit: Toolkit, compiled: CompiledModel, inputs,
@@ -311,9 +375,9 @@ def _run_through_bundle(bundle_dir: Path, toolkit: Toolkit, compiled: CompiledMo
     if runners.has_outputs(layout, output_dir):
         result = runners.collect(layout, output_dir)
         return _output_set(workdir, inputs, layout, result, {"source": f"bundle {bundle_dir} run {key}"})
-    command = ["msame"] if layout.runner == "msame" else ["python3", "-m", "ais_bench"]
-    bundle.add_run(bundle_dir, model, inputs, layout, runner_command=command,
-                   details={"source_onnx": str(compiled.source)}, context=context)
+    warnings = runners.runner_for(layout).check_layout(layout)
+    bundle.add_run(bundle_dir, model, inputs, layout,
+                   details={"source_onnx": str(compiled.source), **_warned(warnings)}, context=context)
     missing = [tool for tool in (["atc"] if pending else []) + [layout.runner] if not toolkit.has(tool)]
     if not missing:
         # the toolchain appeared after the compile stage wrote its command into the bundle (and was cached)

@@ -8,30 +8,35 @@ Outputs: msame writes a new timestamp-named folder under ``--output`` holding ``
 ais_bench writes ``<output>/<output_dirname>/data1_0.npy`` and ``<output>/<output_dirname>_summary.json``.
 BIN and TXT files carry no shape, so they are reshaped with the compiled model's output shapes and dtypes.
 Timing: msame prints "Inference time: X ms" per file; ais_bench's summary JSON lists NPU compute times.
+What differs between the two tools lives in one class each (msame.py, ais_bench.py); ``RUNNERS`` maps a
+``runner`` flag to its class.
 """
 from __future__ import annotations
 
-import json
 import math
+import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from porter.api import CompiledModel, InputSet, Timing, TensorSpec
-from porter.api import InputError, PorterError
+from porter.api import CompiledModel, InputSet, TensorSpec
+from porter.api import InputError
 from porter.api import Option
 from porter.api import atomic_write_bytes
 
-RUNNERS = ("msame", "ais_bench")
-OUTFMTS = {"msame": ("BIN", "TXT"), "ais_bench": ("BIN", "NPY", "TXT")}
-AIS_BENCH_DIRNAME = "result"
+from porter_ascend310.ais_bench import DIRNAME, AisBench, parse_ais_bench_summary, summary_path
+from porter_ascend310.msame import Msame, parse_msame_log
+from porter_ascend310.runner_base import OutputFormatError, Runner, RunnerInputError, RunResult
+
+RUNNERS: dict[str, Runner] = {runner.name: runner for runner in (Msame(), AisBench())}
+AIS_BENCH_DIRNAME = DIRNAME
 FLAG_FIELD = "target.flags"
 
 RUN_FLAGS: dict[str, Option] = {
-    "runner": Option("str", default="msame", choices=RUNNERS, help="tool that runs the .om over the inputs"),
+    "runner": Option("str", default="msame", choices=tuple(RUNNERS), help="tool that runs the .om over the inputs"),
     "outfmt": Option("str", default="BIN", choices=("BIN", "TXT", "NPY"),
                      help="output file format (msame: BIN|TXT; ais_bench: BIN|NPY|TXT); BIN and NPY are exact"),
     "device": Option("int", min=0, max=1023, help="NPU device id"),
@@ -39,10 +44,6 @@ RUN_FLAGS: dict[str, Option] = {
                            help="ais_bench warm-up inferences before timing (its default is 1)"),
     "loop": Option("int", min=1, max=1_000_000, help="ais_bench: run the input set this many times"),
 }
-
-
-class OutputFormatError(PorterError):
-    """Files a runner wrote do not match the compiled model's outputs."""
 
 
 def _bad(name: str, message: str) -> InputError:
@@ -63,17 +64,13 @@ class RunSettings:
         if runner not in RUNNERS:
             raise _bad("runner", f"is {runner!r}; expected one of {', '.join(RUNNERS)}")
         outfmt = str(flags.get("outfmt") or "BIN").upper()
-        if outfmt not in OUTFMTS[runner]:
-            raise _bad("outfmt", f"is {outfmt!r}; {runner} writes {'|'.join(OUTFMTS[runner])}")
         numbers = {}
         for name in ("device", "warmup_count", "loop"):
             value = flags.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise _bad(name, f"is {value!r}; expected a non-negative integer")
             numbers[name] = value
-        if runner == "msame" and (numbers["warmup_count"] is not None or numbers["loop"] is not None):
-            name = "warmup_count" if numbers["warmup_count"] is not None else "loop"
-            raise _bad(name, "is an ais_bench option; msame ignores loops over an input folder")
+        RUNNERS[runner].check_settings(outfmt, numbers)
         return cls(runner=runner, outfmt=outfmt, **numbers)
 
 
@@ -215,6 +212,8 @@ def write_input_files(inputs: InputSet, layout: RunLayout, dest: Path) -> None:
     """Write the msame/ais_bench input folders under ``dest`` (each file written then renamed)."""
     for folder in layout.input_dirs:
         (dest / folder).mkdir(parents=True, exist_ok=True)
+        # ais_bench refuses group- or other-writable input folders, whatever the umask made them
+        os.chmod(dest / folder, 0o755)
     for index in range(len(inputs)):
         sample = inputs.load(index)
         for spec, folder in zip(layout.inputs, layout.input_dirs):
@@ -229,28 +228,24 @@ def write_input_files(inputs: InputSet, layout: RunLayout, dest: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def msame_argv(msame: Sequence[str], om: str, input_dirs: Sequence[str], output: str, layout: RunLayout) -> list[str]:
-    argv = [*msame, "--model", om, "--input", ",".join(input_dirs), "--output", output, "--outfmt", layout.outfmt]
-    if layout.device is not None:
-        argv += ["--device", str(layout.device)]
-    return argv + list(layout.dynamic_args)
-
-
-def ais_bench_argv(ais_bench: Sequence[str], om: str, input_dirs: Sequence[str], output: str,
-                   layout: RunLayout) -> list[str]:
-    argv = [*ais_bench, "--model", om, "--input", ",".join(input_dirs), "--output", output,
-            "--output_dirname", AIS_BENCH_DIRNAME, "--outfmt", layout.outfmt, "--batchsize", "1"]
-    for name in ("device", "warmup_count", "loop"):
-        value = getattr(layout, name)
-        if value is not None:
-            argv += [f"--{name}", str(value)]
-    return argv + list(layout.dynamic_args)
+def runner_for(layout_or_name) -> Runner:
+    """The runner class instance for a layout (or a runner name)."""
+    name = layout_or_name if isinstance(layout_or_name, str) else layout_or_name.runner
+    return RUNNERS[name]
 
 
 def runner_argv(command: Sequence[str], om: str, input_dirs: Sequence[str], output: str,
                 layout: RunLayout) -> list[str]:
-    build = msame_argv if layout.runner == "msame" else ais_bench_argv
-    return build(command, om, input_dirs, output, layout)
+    return runner_for(layout).argv(command, om, input_dirs, output, layout)
+
+
+def msame_argv(msame: Sequence[str], om: str, input_dirs: Sequence[str], output: str, layout: RunLayout) -> list[str]:
+    return RUNNERS["msame"].argv(msame, om, input_dirs, output, layout)
+
+
+def ais_bench_argv(ais_bench: Sequence[str], om: str, input_dirs: Sequence[str], output: str,
+                   layout: RunLayout) -> list[str]:
+    return RUNNERS["ais_bench"].argv(ais_bench, om, input_dirs, output, layout)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -295,183 +290,38 @@ def infer_output_specs(onnx_path: Path, input_shapes: Mapping[str, Sequence[int]
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Reading outputs
+# Reading outputs (each runner's own files; these name the runner through the layout)
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _read_array(path: Path, spec: TensorSpec, fmt: str) -> np.ndarray:
-    if not path.is_file():
-        raise OutputFormatError(f"{path}: missing; expected output {spec.name!r} here")
-    if fmt == "NPY":
-        array = np.load(path, allow_pickle=False)
-        expected = math.prod(spec.shape)
-        if array.size != expected:
-            raise OutputFormatError(f"{path}: output {spec.name!r} has shape {array.shape}; the compiled model "
-                                    f"gives {spec.shape}")
-        return array.reshape(spec.shape)
-    dtype = np.dtype(spec.dtype)
-    if fmt == "BIN":
-        flat = np.fromfile(path, dtype=dtype)
-    else:
-        text = path.read_text(errors="replace").split()
-        try:
-            flat = np.array([float(v) for v in text], dtype=np.float64).astype(dtype)
-        except ValueError as error:
-            raise OutputFormatError(
-                f"{path}: output {spec.name!r} is not whitespace-separated numbers: {error}") from None
-    expected = math.prod(spec.shape)
-    if flat.size != expected:
-        raise OutputFormatError(f"{path}: output {spec.name!r} holds {flat.size} {dtype.name} values; expected "
-                                f"{expected} for shape {spec.shape}")
-    return flat.reshape(spec.shape)
-
-
 def output_file_names(layout: RunLayout, stem: str) -> list[str]:
-    ext = layout.outfmt.lower()
-    if layout.runner == "msame":
-        return [f"{stem}_output_{k}.{ext}" for k in range(len(layout.outputs))]
-    return [f"{stem}_{k}.{ext}" for k in range(len(layout.outputs))]
+    return runner_for(layout).output_file_names(layout, stem)
 
 
 def find_result_dir(layout: RunLayout, output_dir: Path) -> Path:
-    """Where the runner put its files: msame's newest timestamp folder, or ais_bench's output_dirname."""
-    if layout.runner == "ais_bench":
-        found = output_dir / AIS_BENCH_DIRNAME
-        if not found.is_dir():
-            raise OutputFormatError(f"{output_dir}: no {AIS_BENCH_DIRNAME}/ folder; ais_bench has not run here")
-        return found
-    first = output_file_names(layout, layout.stems[0])[0] if layout.stems else None
-    folders = [d for d in output_dir.iterdir() if d.is_dir()] if output_dir.is_dir() else []
-    folders = [d for d in folders if first is None or (d / first).is_file()]
-    if not folders:
-        raise OutputFormatError(f"{output_dir}: no msame result folder holding {first}; msame has not run here")
-    return max(folders, key=lambda d: (d.stat().st_mtime, d.name))
+    return runner_for(layout).find_result_dir(layout, output_dir)
 
 
 def read_outputs(layout: RunLayout, output_dir: Path) -> list[dict[str, np.ndarray]]:
-    """Every sample's outputs, in InputSet order."""
-    result_dir = find_result_dir(layout, output_dir)
-    samples = []
-    for stem in layout.stems:
-        names = output_file_names(layout, stem)
-        samples.append({spec.name: _read_array(result_dir / name, spec, layout.outfmt)
-                        for spec, name in zip(layout.outputs, names)})
-    return samples
-
-
-_PROCESS_FILE = re.compile(r"start to process file\s*:?\s*(\S+)")
-_INFERENCE_TIME = re.compile(r"^\s*Inference time\s*:\s*([0-9.eE+-]+)\s*ms", re.MULTILINE)
-_AVERAGE = re.compile(r"Inference average time\s*:\s*([0-9.eE+-]+)\s*ms")
-_AVERAGE_AFTER_FIRST = re.compile(r"Inference average time without first time\s*:\s*([0-9.eE+-]+)\s*ms")
-
-
-def parse_msame_log(text: str, stems: Sequence[str]) -> tuple[Timing, dict]:
-    """Per-file inference times (ms) from msame's printout, ordered like ``stems``."""
-    per_file: dict[str, float] = {}
-    ordered: list[float] = []
-    current = None
-    for line in text.splitlines():
-        started = _PROCESS_FILE.search(line)
-        if started:
-            current = Path(started.group(1)).name.split(".")[0]
-            continue
-        timed = _INFERENCE_TIME.match(line)
-        if timed:
-            value = float(timed.group(1))
-            ordered.append(value)
-            if current is not None:
-                per_file[current] = value
-                current = None
-    if per_file and all(stem in per_file for stem in stems):
-        latencies = [per_file[stem] for stem in stems]
-    else:
-        latencies = ordered
-    details: dict[str, Any] = {"timing_source": "msame per-file 'Inference time'"}
-    average = _AVERAGE.search(text)
-    after_first = _AVERAGE_AFTER_FIRST.search(text)
-    if average:
-        details["msame_average_ms"] = float(average.group(1))
-    if after_first:
-        details["msame_average_without_first_ms"] = float(after_first.group(1))
-    if not latencies and average:
-        latencies = [float(average.group(1))]
-        details["timing_source"] = "msame average only (no per-file times printed)"
-    if not latencies:
-        details["timing_source"] = "msame printed no inference times"
-    timing = Timing(latencies_ms=tuple(latencies), wall_seconds=sum(latencies) / 1000.0, warmup=0, batch_size=1)
-    return timing, details
-
-
-def summary_path(output_dir: Path) -> Path:
-    return output_dir / f"{AIS_BENCH_DIRNAME}_summary.json"
-
-
-def parse_ais_bench_summary(path: Path, warmup: int | None) -> tuple[Timing, dict]:
-    """NPU compute times and throughput from ais_bench's summary JSON."""
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise OutputFormatError(f"{path}: missing; ais_bench writes its summary here") from None
-    except json.JSONDecodeError as error:
-        raise OutputFormatError(f"{path}: not JSON ({error})") from None
-    compute = summary.get("NPU_compute_time")
-    if not isinstance(compute, Mapping) or "mean" not in compute:
-        raise OutputFormatError(f"{path}: no NPU_compute_time.mean; not an ais_bench summary")
-    percentile = next((compute[k] for k in ("percentile(99%)", "P99", "P99.0") if k in compute), None)
-    stats = {"mean_ms": compute.get("mean"), "median_ms": compute.get("median"), "min_ms": compute.get("min"),
-             "max_ms": compute.get("max"), "p99_ms": percentile, "throughput": summary.get("throughput"),
-             "h2d_mean_ms": (summary.get("H2D_latency") or {}).get("mean"),
-             "d2h_mean_ms": (summary.get("D2H_latency") or {}).get("mean")}
-    raw = summary.get("npu_compute_time_list") or []
-    # multi-threaded runs record (start, end) intervals instead of durations
-    latencies = [float(v[1]) - float(v[0]) if isinstance(v, (list, tuple)) else float(v) for v in raw]
-    details: dict[str, Any] = {"timing_source": "ais_bench npu_compute_time_list", "ais_bench_summary": stats}
-    if not latencies:
-        latencies = [float(compute["mean"])]
-        details["timing_source"] = "ais_bench NPU_compute_time.mean only"
-    timing = Timing(latencies_ms=tuple(latencies), wall_seconds=sum(latencies) / 1000.0,
-                    warmup=1 if warmup is None else warmup, batch_size=1)
-    return timing, details
+    return runner_for(layout).read_outputs(layout, output_dir)
 
 
 def log_name(layout: RunLayout) -> str:
-    return f"{layout.runner}.log"
-
-
-def read_timing(layout: RunLayout, output_dir: Path) -> tuple[Timing, dict]:
-    if layout.runner == "ais_bench":
-        return parse_ais_bench_summary(summary_path(output_dir), layout.warmup_count)
-    log = output_dir / log_name(layout)
-    text = log.read_text(errors="replace") if log.is_file() else ""
-    return parse_msame_log(text, layout.stems)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    samples: list[dict[str, np.ndarray]] = field(default_factory=list)
-    timing: Timing | None = None
-    details: dict = field(default_factory=dict)
+    return runner_for(layout).log_name()
 
 
 def collect(layout: RunLayout, output_dir: Path) -> RunResult:
-    """Outputs and timing of one finished run, from the files the runner left in ``output_dir``."""
-    samples = read_outputs(layout, output_dir)
-    timing, details = read_timing(layout, output_dir)
-    return RunResult(samples=samples, timing=timing, details=details)
+    return runner_for(layout).collect(layout, output_dir)
 
 
 def has_outputs(layout: RunLayout, output_dir: Path) -> bool:
-    """True when a finished run's files for every sample are in ``output_dir``."""
-    try:
-        result_dir = find_result_dir(layout, output_dir)
-    except OutputFormatError:
-        return False
-    return all((result_dir / name).is_file() for stem in layout.stems for name in output_file_names(layout, stem))
+    return runner_for(layout).has_outputs(layout, output_dir)
 
 
 __all__ = [
-    "RUNNERS", "RUN_FLAGS", "RunSettings", "RunLayout", "RunResult", "OutputFormatError", "choose_run_shapes",
-    "write_input_files", "input_dir_names", "pad_to", "msame_argv", "ais_bench_argv", "runner_argv",
-    "infer_output_specs", "read_outputs", "parse_msame_log", "parse_ais_bench_summary", "collect",
-    "has_outputs", "find_result_dir", "output_file_names", "summary_path", "log_name", "AIS_BENCH_DIRNAME",
+    "RUNNERS", "RUN_FLAGS", "RunSettings", "RunLayout", "RunResult", "OutputFormatError", "RunnerInputError",
+    "choose_run_shapes", "write_input_files", "input_dir_names", "pad_to", "msame_argv", "ais_bench_argv",
+    "runner_argv", "runner_for", "infer_output_specs", "read_outputs", "parse_msame_log",
+    "parse_ais_bench_summary", "collect", "has_outputs", "find_result_dir", "output_file_names", "summary_path",
+    "log_name", "AIS_BENCH_DIRNAME",
 ]

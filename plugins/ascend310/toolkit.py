@@ -61,13 +61,12 @@ class Toolkit:
         return list(found) if isinstance(found, tuple) else [str(found)]
 
     def missing_message(self, tool: str) -> str:
+        from porter_ascend310.runners import RUNNERS
+
         looked = "; ".join(self.searched.get(tool, ())) or "PATH"
-        if tool == "ais_bench":
-            how = "install ais_bench (Ascend's tools repository, ais-bench_workload) into python3"
-        elif tool == "msame":
-            how = "build msame from Ascend's tools repository and put it on PATH"
-        else:
-            how = f"install the CANN toolkit and `source <toolkit home>/set_env.sh` so that {tool} is on PATH"
+        runner = RUNNERS.get(tool)
+        how = runner.how_to_install if runner is not None else (
+            f"install the CANN toolkit and `source <toolkit home>/set_env.sh` so that {tool} is on PATH")
         return f"{tool} not found; porter looked in: {looked}. To run here, {how}; {BUNDLE_HINT}."
 
     def versions(self) -> dict[str, str]:

@@ -73,6 +73,7 @@ def porter_register_datasets():
                                 help="which split of the tree to read; also the group metrics are reported under"),
                 "limit": Option("int", min=1, help="use only the first N utterances"),
             },
+            unit="utterance", unit_abbrev="utt",
             version=PLUGIN_VERSION,
         ),
         DatasetSpec(
@@ -87,6 +88,7 @@ def porter_register_datasets():
                 "seed": Option("int", default=1234, min=0, max=2**32 - 1, help="corpus seed"),
                 "limit": Option("int", min=1, help="use only the first N utterances of each split"),
             },
+            unit="utterance", unit_abbrev="utt",
             version=PLUGIN_VERSION,
         ),
     ]

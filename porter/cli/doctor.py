@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from porter.plugins import load_plugins
-from porter.report import host_info, library_versions
+from porter.report.host import host_info, library_versions
 
 
 def add_parser(sub):

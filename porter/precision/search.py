@@ -36,7 +36,7 @@ from porter.precision.graphs import VariantGraphs
 from porter.precision.keeplist import KeepList
 from porter.precision.matching import producers
 from porter.recipe import Recipe, Variant
-from porter.verdicts import evaluate_budgets
+from porter.report.verdicts import evaluate_budgets
 from porter.workspace import Workspace
 
 KNOB = "keep_dtype"
@@ -196,12 +196,12 @@ class Searcher:
         results = self.executor.execute(plan, self.plugins, self.workspace, progress=self.progress)
         report = build_report(recipe, self.plugins, plan, results, started="", wall_seconds=0.0,
                               executor=self.executor.name)
-        verdicts = [v for v in evaluate_budgets(report, [self.budget]) if v["variant"] == variant.name]
+        verdicts = [v for v in evaluate_budgets(report, [self.budget]) if v.variant == variant.name]
         vr = next(v for v in report.variants if v.name == variant.name)
         keys = plan.paths[-1].keys
         trial = Trial(variant.name, kept, dict(vr.metrics), dict(vr.deltas),
-                      verdicts[0]["value"] if verdicts else math.nan, bool(verdicts and verdicts[0]["ok"]),
-                      vr.throughput, vr.latency_ms.get("p50", math.nan),
+                      verdicts[0].value if verdicts else math.nan, bool(verdicts and verdicts[0].ok),
+                      vr.throughput, vr.latency_ms.p50,
                       all(results[k].record.cache_hit for k in keys), vr.status, vr.message,
                       str(path) if path else "")
         self.trials[kept] = trial

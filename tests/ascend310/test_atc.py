@@ -63,7 +63,9 @@ def test_list_options_and_output_type():
     assert "--out_nodes=Softmax_1:0;Cast_2:0" in result
     assert "--output_type=FP16" in result and "--buffer_optimize=off_optimize" in result
     assert "--enable_small_channel=1" in result
-    assert "--output_type=out:0:FP16;lengths:1:FP32" in argv(output_type="out:0:FP16;lengths:1:FP32")
+    # the per-output form needs out_nodes naming those outputs (atc's --output_type page)
+    assert "--output_type=out:0:FP16;lengths:1:FP32" in argv(output_type="out:0:FP16;lengths:1:FP32",
+                                                              out_nodes=["out:0", "lengths:1"])
     with pytest.raises(InputError, match="output_type"):
         argv(output_type="FP64")
     with pytest.raises(InputError, match="enable_small_channel"):
@@ -86,7 +88,9 @@ def test_autotune_before_cann_5_1_is_an_atc_option():
 
 
 def test_autotune_from_cann_5_1_runs_aoe_subgraphs_then_operators():
-    flags = {"autotune": "RL,GA", "cann_version": "5.1.RC2", "log": "info"}
+    # audit point 2: RL (Vector) and GA (Cube) were both operator tuning: aoe --job_type=2; subgraph tuning
+    # (job_type 1) is its own flag and runs first
+    flags = {"autotune": "RL,GA", "subgraph_tuning": True, "cann_version": "5.1.RC2", "log": "info"}
     assert not any(a.startswith("--auto_tune_mode") for a in argv(**flags))
     aoe = atc.build_aoe_argvs("m.onnx", STATIC, flags)
     assert aoe == [
@@ -95,8 +99,13 @@ def test_autotune_from_cann_5_1_runs_aoe_subgraphs_then_operators():
         ["aoe", "--framework=5", "--model=m.onnx", "--job_type=2", "--input_format=NCHW",
          "--input_shape=spect:1,1,161,621;transcript:1", "--log=info"],
     ]
-    assert [a[3] for a in atc.build_aoe_argvs("m.onnx", STATIC, {"autotune": "GA", "cann_version": "7.0.0"})] == \
-        ["--job_type=2"]
+    for modes in ("RL", "GA", "RL,GA"):
+        assert [a[3] for a in atc.build_aoe_argvs("m.onnx", STATIC, {"autotune": modes, "cann_version": "7.0.0"})] \
+            == ["--job_type=2"]
+    assert [a[3] for a in atc.build_aoe_argvs("m.onnx", STATIC, {"subgraph_tuning": True,
+                                                                 "cann_version": "6.0.1"})] == ["--job_type=1"]
+    with pytest.raises(InputError, match="subgraph_tuning"):
+        atc.build_aoe_argvs("m.onnx", STATIC, {"subgraph_tuning": True, "cann_version": "5.0.4"})
 
 
 def test_detected_toolkit_version_decides_when_the_flag_is_absent():

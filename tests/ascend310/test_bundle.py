@@ -45,10 +45,18 @@ def _variant(tmp_path, model, inputs, recipe=None, **flags):
         return compiled, missing
 
 
+SCRIPT_TOOLS = {'"${ATC_CMD[@]}"': ["atc"], '"${AOE_CMD[@]}"': ["aoe"], '"${MSAME_CMD[@]}"': ["msame"],
+                '"${AIS_BENCH_CMD[@]}"': ["python3", "-m", "ais_bench"]}
+
+
 def _commands(script: str) -> list[list[str]]:
-    tools = ("atc", "aoe", "msame", "python3")
-    return [shlex.split(line.split(" 2>&1 | tee ")[0]) for line in script.splitlines()
-            if line.strip().split(" ")[0] in tools]
+    """run.sh's tool lines as argv lists, each tool's variable read as its default command."""
+    commands = []
+    for line in script.splitlines():
+        first, _, rest = line.strip().partition(" ")
+        if first in SCRIPT_TOOLS:
+            commands.append(SCRIPT_TOOLS[first] + shlex.split(rest.split(" 2>&1 | tee ")[0]))
+    return commands
 
 
 def _execute(bundle_dir, host_env):
@@ -94,6 +102,7 @@ def test_bundle_written_when_atc_is_missing(tmp_path, host):
     assert "set -euo pipefail" in script
     assert subprocess.run(["bash", "-n", str(where / "run.sh")]).returncode == 0
     produced = set()
+    assert [argv[0] for argv in _commands(script)] == ["atc", "msame"]
     for argv in _commands(script):
         if argv[0] == "atc":
             produced.add(next(a.split("=", 1)[1] for a in argv if a.startswith("--output=")) + ".om")

@@ -108,7 +108,8 @@ def test_autotune_on_a_detected_new_toolkit_runs_aoe_then_atc(tmp_path, monkeypa
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     work = tmp_path / "work"
     work.mkdir()
-    compiled = plugin.porter_compile(target=tb.target(autotune="RL,GA"), model=model, workdir=work, context=None)
+    compiled = plugin.porter_compile(target=tb.target(autotune="RL,GA", subgraph_tuning=True), model=model,
+                                     workdir=work, context=None)
     assert [a[2] for a in fake.calls("aoe")] == ["--job_type=1", "--job_type=2"]
     [atc_call] = fake.calls("atc")
     assert not any("auto_tune_mode" in a for a in atc_call)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import math
 
-from porter.pareto import default_accuracy_metric, mark_pareto
-from porter.report import VariantReport
+from porter.report.model import Latency, VariantReport
+from porter.report.pareto import default_accuracy_metric, mark_pareto
 
 
 def variant(name, wer, p50, *, status="ok", estimate=False, extra=None):
     metrics = {} if wer is None else {"wer": wer, "wer/unseen": wer + 1, "cer": wer / 3}
     metrics.update(extra or {})
-    latency = {} if p50 is None else {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5}
+    latency = Latency() if p50 is None else Latency(p50=p50, p90=p50 * 1.2, p99=p50 * 1.5)
     return VariantReport(name=name, reference=False, target="onnxruntime", passes=[], flags={}, status=status,
                          metrics=metrics, latency_ms=latency, estimate=estimate)
 
@@ -64,7 +64,7 @@ def test_default_metric_is_the_first_overall_one_and_can_be_overridden():
 
 def test_subset_metrics_are_never_the_default():
     v = VariantReport(name="a", reference=False, target="t", passes=[], flags={},
-                      metrics={"wer/x": 1.0, "error_rate": 2.0}, latency_ms={"p50": 1.0})
+                      metrics={"wer/x": 1.0, "error_rate": 2.0}, latency_ms=Latency(p50=1.0))
     assert default_accuracy_metric([v]) == "error_rate"
     mark_pareto([v])
     assert v.pareto

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from porter_deepspeech.checkpoint import build_model, load_checkpoint
 from porter_deepspeech.features import load_audio, spectrogram
 from porter_deepspeech.labels import V3_LABELS
@@ -31,7 +30,6 @@ class RefuseImports(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
             raise ImportError(f"{name} must not be imported to read a V3 checkpoint")
-        return None
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +181,43 @@ def test_recipe_over_the_three_utterances(tmp_path, capsys):
                for r in records)
     # the chain did what it is for: no bidirectional LSTM and no BatchNormalization left
     assert "BatchNormalization" not in records[-1]["ops_after"] and records[-1]["ops_after"]["LSTM"] == 4
+
+
+def test_the_default_recipe_pointed_at_the_v3_checkpoint(tmp_path, capsys, monkeypatch):
+    """Issue 22's "done when": the shipped recipe with model.options.checkpoint set to a V3.0 checkpoint gives the
+    variants table, every fp32 variant transcribing as the reference. The dataset is the fixture's utterances
+    (the recipe's synthetic corpus takes minutes to make); every variant of the recipe stays as shipped."""
+    import shutil
+
+    import yaml
+
+    from porter.cli.main import main
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no_tools"))  # no atc/msame: the Ascend variant writes its bundle
+    recipe = yaml.safe_load((Path(__file__).parents[2] / "recipes" / "deepspeech_an4.yaml").read_text())
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in UTTERANCES:
+        for suffix in (".wav", ".txt"):
+            shutil.copy(FIXTURE / f"{name}{suffix}", data / f"{name}{suffix}")
+    (data / "manifest.csv").write_text("".join(f"{name}.wav,{name}.txt\n" for name in UTTERANCES))
+    recipe["model"]["options"]["checkpoint"] = str(CKPT)
+    recipe["dataset"] = {"name": "an4", "options": {"manifest": "data/manifest.csv"}}
+    recipe["workspace"], recipe["bundle"] = "ws", "bundle"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    code = main(["run", str(path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err + out
+    variants = {v["name"]: v for v in json.loads((tmp_path / "ws" / "report.json").read_text())["variants"]}
+    assert set(variants) == set(recipe["variants"])
+    reference = [s["hypothesis"] for s in variants["pytorch"]["samples"]]
+    fp32 = ("onnxruntime_fp32", "onnxruntime_ascend_passes", "onnxruntime_bucketed")
+    for name in fp32:
+        assert variants[name]["status"] == "ok", name
+        assert [s["hypothesis"] for s in variants[name]["samples"]] == reference, name
+    for name in ("fp16_preview", "onnxruntime_int8_bucketed"):
+        assert variants[name]["status"] == "ok" and variants[name]["samples"], name
+    assert variants["ascend310_fp16"]["status"] == "skipped" and (tmp_path / "bundle" / "run.sh").is_file()
+    for name in fp32 + ("pytorch",):
+        assert name in out

@@ -3,7 +3,14 @@ the compiled model, the padded-batch parity check, int8 (plain and under accurac
 and the bf16 fallback on a CPU without BF16."""
 from __future__ import annotations
 
-from conftest import recipe, run_recipe, variants_of
+import pytest
+
+pytest.importorskip("openvino")
+
+import ov_support
+from ov_support import recipe, run_recipe, variants_of
+
+ds_project = ov_support.ds_project  # the module-scoped fixture
 
 SPLIT = ["split_bidirectional_lstm", "direction_sum_to_add"]
 BUCKETED = {"batching": "bucketed", "batch_size": 3}
@@ -39,7 +46,10 @@ def test_flags_parity_int8_and_the_compile_cache(ds_project, capsys):
     assert good["status"] == "ok"
     checks = {c["label"]: c for c in good["checks"]}
     batch = checks["openvino padded batch vs exported ONNX"]
-    assert batch["max_abs_diff"] < 1e-4 and batch["tolerance"] == 1e-4
+    # the target's 1e-4 plus each pass's own 1e-4 (porter.parity.variant_tolerance)
+    passes = sum(p["check"]["tolerance"] for p in good["pass_records"])
+    assert len(good["pass_records"]) == 2 and 0 < passes < 1e-4
+    assert batch["max_abs_diff"] < 1e-4 and batch["tolerance"] == pytest.approx(1e-4 + passes)
     assert checks["openvino alone vs exported ONNX"]["max_abs_diff"] < 1e-4
     assert good["metrics"] == v["pytorch"]["metrics"]
     assert good["details"]["run"]["batches"] == 1 and good["details"]["run"]["loaded_from_cache"] is True
@@ -56,7 +66,7 @@ def test_flags_parity_int8_and_the_compile_cache(ds_project, capsys):
     assert "RNNSeq" in compiled["runtime_precisions"]["bf16"]
     assert v["tuned"]["estimate"] is True
     bf16_check = next(c for c in v["tuned"]["checks"] if "padded batch vs exported" in c["label"])
-    assert bf16_check["tolerance"] == 0.1 and bf16_check["max_abs_diff"] < 1e-2
+    assert bf16_check["tolerance"] == pytest.approx(0.1 + passes) and bf16_check["max_abs_diff"] < 1e-2
 
     int8 = v["int8"]["details"]["compile"]
     assert int8["precision"] == "int8+f32" and int8["calibration_samples"] == 3

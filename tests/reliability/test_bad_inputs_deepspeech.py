@@ -8,13 +8,21 @@ The machinery (the Case folder, the tiny checkpoint and the spoken utterance) is
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
-from test_bad_inputs import (SAMPLE_RATE, Case, Expect, _preprocessed, assert_no_partial_artifacts, case,  # noqa: F401
-                             error_text, speech)
+from test_bad_inputs import (  # noqa: F401
+    SAMPLE_RATE,
+    Case,
+    Expect,
+    _preprocessed,
+    assert_no_partial_artifacts,
+    case,
+    error_text,
+    speech,
+)
 
 from porter.errors import EXIT_USAGE
 

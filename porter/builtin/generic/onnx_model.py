@@ -137,7 +137,7 @@ def export(options: Mapping, export_options: Mapping, inputs: InputSet, workdir:
     except onnx.checker.ValidationError as exc:
         raise InputError(f"the model does not pass the ONNX checker: {exc}", file=onnx_file(options["path"]),
                          field="model.options.path") from None
-    checks = ()
+    checks: tuple[ParityCheck, ...] = ()
     if is_edited(options) and not options.get("input_names"):
         checks = (_check_against_original(options, out, inputs, export_options["tolerance"]),)
     ins, outs = model_io(model)

@@ -92,12 +92,12 @@ def _input_specs(model):
     if model.name == ONNX:
         from porter.api import model_io
 
-        from .onnx_model import load_model
+        from . import onnx_model
 
-        return model_io(load_model(model.options, with_data=False))[0]
-    from .torch_model import input_specs
+        return model_io(onnx_model.load_model(model.options, with_data=False))[0]
+    from . import torch_model
 
-    return input_specs(model.name, model.options)
+    return torch_model.input_specs(model.name, model.options)
 
 
 @hookimpl
@@ -111,17 +111,18 @@ def porter_preprocess(dataset, model, workdir: Path):
     return build_input_set(dataset.options, specs, model=model.name, workdir=Path(workdir))
 
 
+# torch is imported only by the stages of the torch forms: an ONNX-only run never pays for it
 @hookimpl
 def porter_export(model, inputs, workdir: Path):
     if model.name not in MODELS:
         return None
     if model.name == ONNX:
-        from .onnx_model import export
+        from . import onnx_model
 
-        return export(model.options, model.export, inputs, Path(workdir))
-    from .torch_model import export
+        return onnx_model.export(model.options, model.export, inputs, Path(workdir))
+    from . import torch_model
 
-    return export(model.name, model.options, model.export, inputs, Path(workdir))
+    return torch_model.export(model.name, model.options, model.export, inputs, Path(workdir))
 
 
 @hookimpl
@@ -129,12 +130,12 @@ def porter_run_reference(model, inputs, workdir: Path):
     if model.name not in MODELS:
         return None
     if model.name == ONNX:
-        from .onnx_model import run_reference
+        from . import onnx_model
 
-        return run_reference(model.options, inputs, Path(workdir))
-    from .torch_model import run_reference
+        return onnx_model.run_reference(model.options, inputs, Path(workdir))
+    from . import torch_model
 
-    return run_reference(model.name, model.options, inputs, Path(workdir))
+    return torch_model.run_reference(model.name, model.options, inputs, Path(workdir))
 
 
 @hookimpl

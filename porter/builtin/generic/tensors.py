@@ -62,7 +62,7 @@ def read_samples(path: Path, *, what: str, field: str) -> list[Sample]:
         listing = ", ".join(f"{n} {tuple(a.shape)}" for n, a in arrays.items())
         raise InputError(f"a batch file's arrays must share their leading (batch) size; got {listing}", file=path,
                          field=field)
-    count = next(iter(sizes.values()))
+    count = int(next(iter(sizes.values())) or 0)
     return [Sample(f"{path.stem}[{i}]", {n: a[i:i + 1] for n, a in arrays.items()}, f"{path} row {i}")
             for i in range(count)]
 

@@ -173,6 +173,7 @@ class _Callable:
         import torch
 
         self.name = name
+        self.specs: tuple[TensorSpec, ...] | None
         if name == TORCH_EXPORT:
             program = load_program(options)
             self.specs = program_input_specs(program, options.get("input_names"))
@@ -220,7 +221,8 @@ def _exportable(call: _Callable):
     """What the TorchScript-based ONNX exporter is given. A ScriptModule goes as it is (the exporter reads its
     graph); an ExportedProgram's module goes inside a plain nn.Module that the exporter traces, because it
     refuses ``train(False)``, which the exporter calls on every submodule."""
-    torch = call.torch
+    import torch
+
     if call.name == TORCHSCRIPT:
         return call.module
 

@@ -95,14 +95,16 @@ def read_input(path: Path, name: str, dims: list, dtype: np.dtype, dym_batch: in
     return flat.reshape(shape)
 
 
-def infer_files(model_path: str, input_dirs: list[str], dym_batch, dym_dims, dym_hw):
-    """Yield (stem, input file paths, outputs, milliseconds) for every sample file, in natural name order."""
+def infer_files(model_path: str, input_dirs: list[str], dym_batch, dym_dims, dym_hw, names=None):
+    """Yield (stem, input file paths, outputs, milliseconds) for every sample file: ``names`` in the first
+    folder, in that order (default: its .bin files in natural name order, as ais_bench sorts them)."""
     model, session = session_for(model_path)
     specs = input_specs(model)
     if len(input_dirs) != len(specs):
         print(f"model has {len(specs)} inputs but {len(input_dirs)} input folders were given", file=sys.stderr)
         sys.exit(2)
-    names = sorted((p.name for p in Path(input_dirs[0]).iterdir() if p.suffix == ".bin"), key=natural_key)
+    if names is None:
+        names = sorted((p.name for p in Path(input_dirs[0]).iterdir() if p.suffix == ".bin"), key=natural_key)
     for file_name in names:
         paths = [Path(d) / file_name for d in input_dirs]
         feed = {name: read_input(path, name, dims, dtype, dym_batch, dym_dims, dym_hw)
@@ -110,3 +112,83 @@ def infer_files(model_path: str, input_dirs: list[str], dym_batch, dym_dims, dym
         started = time.perf_counter()
         outputs = session.run(None, feed)
         yield Path(file_name).stem, paths, outputs, (time.perf_counter() - started) * 1000.0
+
+
+DYNAMIC_OPTIONS = ("dynamic_batch_size", "dynamic_image_size", "dynamic_dims")
+PROFILES_KEY = "fake_atc_profiles"  # metadata the fake .om carries: atc's shapes and dynamic profiles
+
+
+def parse_options(argv: list[str]) -> dict[str, str] | str:
+    """atc/aoe arguments as a dict, or the error text for an argument not of the --name=value form."""
+    options = {}
+    for arg in argv:
+        if not arg.startswith("--") or "=" not in arg:
+            return f"E10001: takes --name=value arguments, got {arg!r}"
+        name, _, value = arg[2:].partition("=")
+        options[name] = value
+    return options
+
+
+def dynamic_problem(options: dict[str, str]) -> str | None:
+    """atc and aoe (their --input_shape and dynamic_* pages): -1 in --input_shape needs exactly one dynamic_*
+    option, which takes 2 to 100 profiles; a dynamic_* option needs -1 dims."""
+    shapes = parse_dym_dims(options.get("input_shape"))
+    wildcards = sum(d == -1 for dims in shapes.values() for d in dims)
+    chosen = [name for name in DYNAMIC_OPTIONS if name in options]
+    if len(chosen) > 1:
+        return f"E10001: {', '.join(chosen)} are mutually exclusive"
+    if wildcards and not chosen:
+        return f"E10001: --input_shape {options.get('input_shape')} has -1 dims but no dynamic_* option is set"
+    if chosen and not wildcards:
+        return f"E10001: --{chosen[0]} needs -1 dims in --input_shape"
+    if chosen and not 2 <= len(options[chosen[0]].split(";" if chosen[0] != "dynamic_batch_size" else ",")) <= 100:
+        return f"E10036: --{chosen[0]} has a profile count outside (1, 100]"
+    return None
+
+
+def profile_shapes(info: dict) -> list[dict[str, list[int]]]:
+    """Every profile's concrete input shapes, from the metadata fake_atc wrote."""
+    shapes = info["input_shape"]
+    option, profiles = info.get("option"), info.get("profiles") or []
+    if not option:
+        return [shapes]
+    result = []
+    for profile in profiles:
+        values = iter(profile)
+        concrete = {}
+        for name, dims in shapes.items():
+            if option == "dynamic_batch_size":
+                concrete[name] = [profile[0] if (i == 0 and d == -1) else d for i, d in enumerate(dims)]
+            elif option == "dynamic_image_size":
+                hw = iter(profile * len(dims))
+                concrete[name] = [next(hw) if d == -1 else d for d in dims]
+            else:
+                concrete[name] = [next(values) if d == -1 else d for d in dims]
+        result.append(concrete)
+    return result
+
+
+def max_output_sizes(model, session, info: dict) -> list[int] | None:
+    """What aclmdlGetOutputSizeByIndex gives: each output's element count at the largest profile (None for a
+    model fake_atc did not write)."""
+    if not info.get("input_shape"):
+        return None
+    specs = input_specs(model)
+    sizes = None
+    for shapes in profile_shapes(info):
+        feed = {name: np.ones(shapes[name], dtype) for name, _, dtype in specs}
+        counts = [int(np.asarray(o).size) for o in session.run(None, feed)]
+        sizes = counts if sizes is None else [max(a, b) for a, b in zip(sizes, counts)]
+    return sizes or []
+
+
+def profile_info(model) -> dict:
+    for prop in model.metadata_props:
+        if prop.key == PROFILES_KEY:
+            return json.loads(prop.value)
+    return {"input_shape": {}, "option": None, "profiles": []}
+
+
+def filler(dtype: np.dtype):
+    """What lies in a device buffer past the output that ran: a value no real output holds (NaN, the maximum)."""
+    return np.nan if dtype.kind == "f" else np.iinfo(dtype).max

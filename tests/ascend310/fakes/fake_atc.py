@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """fake_atc: a TEST DOUBLE of Huawei's atc. Its ".om" is the ONNX model with atc's --input_shape filled in.
 
-It checks the arguments the way atc needs them (--key=value, framework 5, an existing model), records its argv
+It checks the arguments the way atc needs them (--key=value, framework 5, an existing model, -1 dims only with
+one dynamic_* option of 2 to 100 profiles, as atc's parameter pages say), records its argv
 to the JSON file named by $FAKE_ASCEND_ARGV_LOG, and fails on request ($FAKE_ASCEND_FAIL=atc).
 """
 import sys
@@ -14,13 +15,10 @@ import _fake_common as fake  # noqa: E402
 def main(argv):
     fake.record("atc", argv)
     fake.maybe_fail("atc")
-    options = {}
-    for arg in argv:
-        if not arg.startswith("--") or "=" not in arg:
-            print(f"E10001: atc takes --name=value arguments, got {arg!r}", file=sys.stderr)
-            return 1
-        name, _, value = arg[2:].partition("=")
-        options[name] = value
+    options = fake.parse_options(argv)
+    if isinstance(options, str):
+        print(options, file=sys.stderr)
+        return 1
     for required in ("framework", "model", "output", "soc_version"):
         if required not in options:
             print(f"E10004: argument --{required} is required", file=sys.stderr)
@@ -31,6 +29,12 @@ def main(argv):
     if not Path(options["model"]).is_file():
         print(f"E10001: model file {options['model']} does not exist", file=sys.stderr)
         return 1
+    problem = fake.dynamic_problem(options)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    import json
+
     import onnx
 
     model = onnx.load(options["model"])
@@ -40,6 +44,15 @@ def main(argv):
             if size > 0:
                 dim.Clear()
                 dim.dim_value = size
+    # the fake .om keeps atc's shapes and profiles, from which the fake runners size their output buffers
+    option = next((name for name in fake.DYNAMIC_OPTIONS if name in options), None)
+    profiles = []
+    if option == "dynamic_batch_size":
+        profiles = [[int(v)] for v in options[option].split(",")]
+    elif option:
+        profiles = [[int(v) for v in p.split(",")] for p in options[option].split(";")]
+    onnx.helper.set_model_props(model, {fake.PROFILES_KEY: json.dumps(
+        {"input_shape": shapes, "option": option, "profiles": profiles})})
     out = Path(options["output"] + ".om")
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))

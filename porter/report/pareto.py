@@ -9,9 +9,9 @@ device's, so calling one "fastest" would mislead.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
-from porter.report import VariantReport
+from porter.report.model import VariantReport
 
 
 def default_accuracy_metric(variants: Iterable[VariantReport]) -> str | None:
@@ -37,7 +37,7 @@ def front_points(variants: list[VariantReport], accuracy_metric: str,
     for v in variants:
         if v.status != "ok" or (v.estimate and not include_estimates):
             continue
-        latency = _number(v.latency_ms.get("p50"))
+        latency = _number(v.latency_ms.p50)
         error = _number(v.metrics.get(accuracy_metric))
         if latency is not None and error is not None:
             points.append((v, latency, error))
@@ -64,4 +64,4 @@ def mark_pareto(variants: list[VariantReport], accuracy_metric: str | None = Non
         v.pareto = not any(_dominates((ol, oe), (latency, error)) for _, ol, oe in points)
 
 
-__all__ = ["mark_pareto", "default_accuracy_metric", "front_points"]
+__all__ = ["default_accuracy_metric", "front_points", "mark_pareto"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from porter.errors import EXIT_BUDGET, InputError
+from porter.report.model import RunReport, VariantReport, Verdict
 from porter.suggest import suggest
 
 _BUDGET = re.compile(r"^\s*(?:(?P<variant>[A-Za-z0-9_.-]+)\s*:\s*)?(?P<qty>[A-Za-z0-9_/Δ.-]+)\s*"
@@ -76,12 +77,12 @@ def check_budget(budget: Budget, *, metrics: Iterable[str], variants: Iterable[s
                              file=file, field=field)
 
 
-def quantity(variant, name: str) -> float:
+def quantity(variant: VariantReport, name: str) -> float:
     if name.startswith("Δ"):
         name = DELTA + name[1:]
     fixed = {
-        "p50_ms": variant.latency_ms.get("p50"), "p90_ms": variant.latency_ms.get("p90"),
-        "p99_ms": variant.latency_ms.get("p99"), "throughput": variant.throughput,
+        "p50_ms": variant.latency_ms.p50, "p90_ms": variant.latency_ms.p90,
+        "p99_ms": variant.latency_ms.p99, "throughput": variant.throughput,
         "peak_mb": variant.peak_rss_mb, "compile_s": variant.compile_seconds,
         "size_mb": variant.model_size_bytes / 1e6 if variant.model_size_bytes else None,
     }
@@ -94,7 +95,7 @@ def quantity(variant, name: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def evaluate_budgets(report, budgets, *, metrics: Iterable[str] = (), file=None) -> list[dict]:
+def evaluate_budgets(report: RunReport, budgets, *, metrics: Iterable[str] = (), file=None) -> list[Verdict]:
     """Check each budget on the report's variants; returns one verdict per (budget, variant).
 
     A budget whose quantity neither ``metrics`` (the recipe's metric names) nor any variant's reported metrics
@@ -117,15 +118,16 @@ def evaluate_budgets(report, budgets, *, metrics: Iterable[str] = (), file=None)
             value = quantity(v, budget.quantity)
             ok = (not math.isnan(value)) and _OPS[budget.op](value, budget.limit)
             shown = f"{value:.4g}" if not math.isnan(value) else "no value"
-            verdicts.append({"budget": budget.text, "variant": v.name, "value": value, "ok": ok,
-                             "text": f"{v.name}: {budget.quantity} = {shown} (budget {budget.op} {budget.limit:g})"})
+            verdicts.append(Verdict(budget=budget.text, variant=v.name, value=value, ok=ok,
+                                    text=f"{v.name}: {budget.quantity} = {shown} (budget {budget.op} "
+                                         f"{budget.limit:g})"))
     report.verdicts = verdicts
     return verdicts
 
 
-def format_verdict(verdict: dict) -> str:
-    return ("BUDGET BROKEN: " if not verdict["ok"] else "budget ok: ") + verdict["text"]
+def format_verdict(verdict: Verdict) -> str:
+    return ("BUDGET BROKEN: " if not verdict.ok else "budget ok: ") + verdict.text
 
 
-def exit_code_for(verdicts) -> int:
-    return EXIT_BUDGET if any(not v["ok"] for v in verdicts) else 0
+def exit_code_for(verdicts: list[Verdict]) -> int:
+    return EXIT_BUDGET if any(not v.ok for v in verdicts) else 0

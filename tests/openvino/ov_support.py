@@ -1,5 +1,6 @@
-"""The openvino tests: a tiny random DeepSpeech and three real (espeak-ng) utterances of different lengths,
-shared by the module, and a runner for recipes through the real CLI."""
+"""Helpers for the openvino tests: a tiny random DeepSpeech and three real (espeak-ng) utterances of different
+lengths shared by a module (the ds_project fixture), a recipe over them and a runner for it through the real CLI.
+Not a conftest.py: other test folders import their own conftest by name."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,6 @@ def ds_project(tmp_path_factory):
     write_an4_forms(root / "data")
     tiny_checkpoint(root / "tiny.ckpt", hidden=32, layers=2)
     return root
-
 
 def recipe(variants: dict, **extra) -> dict:
     base = {
