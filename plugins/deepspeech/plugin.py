@@ -163,3 +163,17 @@ def porter_score(model, metrics, inputs, outputs):
         from .reference import load_eval_checkpoint
         labels = load_eval_checkpoint(Path(model.options["checkpoint"])).labels
     return score(list(labels), tuple(metrics or ()), inputs, outputs)
+
+
+@hookimpl
+def porter_tool_versions():
+    """The libraries this plugin's stages depend on, for every report's provenance (the core lists its own)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for lib in ("librosa", "soundfile", "Levenshtein"):
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            out[lib] = "not installed"
+    return out

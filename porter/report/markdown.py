@@ -53,7 +53,7 @@ def _variants(report: RunReport) -> list[str]:
 def _verdicts(report: RunReport) -> list[str]:
     if not report.verdicts:
         return ["## Budgets", "", "No budgets were set (recipe `budgets:` or `--budget`).", ""]
-    rows = [["ok" if v.ok else "**BROKEN**", v.variant, v.budget, fmt(v.value, 4)] for v in report.verdicts]
+    rows = [["ok" if v.ok else "BROKEN", v.variant, v.budget, fmt(v.value, 4)] for v in report.verdicts]
     return ["## Budgets", ""] + md_table(["verdict", "variant", "budget", "value"], rows, {3})
 
 
@@ -80,7 +80,7 @@ def _passes(report: RunReport) -> list[str]:
                          "parity"],
                         [[r.name, sum(r.ops_before.values()), sum(r.ops_after.values()),
                           op_changes(r.ops_before, r.ops_after), fmt(r.check.max_abs_diff),
-                          fmt(r.check.tolerance), "ok" if r.check.passed else "**FAILED**"] for r in records],
+                          fmt(r.check.tolerance), "ok" if r.check.passed else "FAILED"] for r in records],
                         {1, 2, 4, 5})
     return out
 
@@ -100,7 +100,7 @@ def _checks(report: RunReport) -> list[str]:
 
 
 def _check_row(variant: str, c) -> list:
-    return [variant, c.label, fmt(c.max_abs_diff), fmt(c.tolerance), c.samples, "ok" if c.passed else "**FAILED**",
+    return [variant, c.label, fmt(c.max_abs_diff), fmt(c.tolerance), c.samples, "ok" if c.passed else "FAILED",
             "; ".join(x for x in (c.problem, c.detail) if x) or "-"]
 
 

@@ -159,10 +159,12 @@ def fit_columns(cols: list[Column], width: int) -> tuple[list[Column], list[Colu
                 break
     shown = [cols[i] for i in sorted(keep)]
     # still too wide (long variant names, many metrics): shorten the text columns rather than wrap
-    for key in ("target", "variant"):
+    for _ in range(2):
         over = _span(shown) - width
-        if over > 0:
-            shown = [_truncate(c, max(8, c.width - over)) if c.key == key else c for c in shown]
+        if over <= 0:
+            break
+        widest = max((c for c in shown if c.key in ("variant", "target")), key=lambda c: c.width)
+        shown = [_truncate(c, max(8, c.width - over)) if c is widest else c for c in shown]
     return shown, [c for i, c in enumerate(cols) if c.subset and i not in keep]
 
 
@@ -206,7 +208,7 @@ def _subset_tables(report: RunReport, subsets: list[Column], width: int, color: 
     chunk: list[Column] = []
     for c in subsets:
         if chunk and _span([names] + chunk + [c]) > width:
-            out.append(_render([names] + chunk, report, color))
+            out += [_render([names] + chunk, report, color), ""]
             chunk = []
         chunk.append(c)
     if chunk:
