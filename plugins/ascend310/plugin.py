@@ -216,7 +216,8 @@ def porter_compile(target, model, workdir, context):
     if not om.is_file():
         raise ToolFailedError(f"atc exited 0 but wrote no {om}; its output ended with:\n{tail(logs[-1])}")
     return CompiledModel(
-        target=TARGET, path=om, source=Path(model.path), inputs=inputs, outputs=outputs, compile_seconds=seconds, size_bytes=om.stat().st_size,
+        target=TARGET, path=om, source=Path(model.path), inputs=inputs, outputs=outputs, compile_seconds=seconds,
+        size_bytes=om.stat().st_size,
         details={"pending": False, "argv": plan.atc_argv, "aoe_argvs": plan.aoe_argvs, "tool": str(toolkit.atc),
                  "cann_version": plan.cann_version, "log_tail": tail(logs[-1]),
                  "input_shapes": plan.input_shapes, "dynamic": _dynamic_json(plan),
