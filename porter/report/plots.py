@@ -206,7 +206,7 @@ def latency_distribution(report: RunReport) -> bytes | None:
     ax.boxplot([lat for _, lat in data], orientation="horizontal", whis=(1, 99), showfliers=False, widths=0.6,
                medianprops={"color": "black", "lw": 1.5})
     rng = np.random.default_rng(0)  # jitter only; fixed so the same report renders the same picture
-    for i, ((v, lat), colour) in enumerate(zip(data, colours), start=1):
+    for i, ((_, lat), colour) in enumerate(zip(data, colours), start=1):
         y = i + rng.uniform(-0.22, 0.22, size=len(lat))
         ax.scatter(lat, y, s=22, color=colour, alpha=0.7, zorder=3, linewidths=0)
         ax.text(1.0, i, f"  n={len(lat)}", va="center", fontsize=8, transform=ax.get_yaxis_transform())

@@ -151,7 +151,8 @@ def test_cpu_features_come_from_the_flags_never_assumed(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx2 amx_tile amx_bf16\n")
     host = host_info(cpuinfo)
-    assert host["cpu"] == "Test CPU 9000" and host["cpu_features"] == "AVX2, AMX" and host["amx"] == "amx_bf16, amx_tile"
+    assert host["cpu"] == "Test CPU 9000" and host["cpu_features"] == "AVX2, AMX"
+    assert host["amx"] == "amx_bf16, amx_tile"
     assert "unknown" in host_info(tmp_path / "absent")["cpu_features"]
 
 
