@@ -84,7 +84,7 @@ def _label_offsets(points: list[tuple[float, float]], log_x: bool = False) -> li
     xs = [pos(x) for x, _ in points]
     width = (max(xs) - min(xs)) or 1.0
     out = []
-    for i, (x, y) in enumerate(points):
+    for i, (_, y) in enumerate(points):
         near = sum(1 for j in range(i) if round(points[j][1], 6) == round(y, 6)
                    and abs(xs[j] - xs[i]) / width < 0.25)
         out.append((6, 7 + 11 * near))
