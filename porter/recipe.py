@@ -5,9 +5,8 @@ import copy
 import importlib.util
 import pkgutil
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -60,7 +59,6 @@ class Recipe:
     executor: str = "local"
     address: str | None = None
     bundle: Path | None = None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def reference(self) -> Variant | None:
@@ -245,7 +243,6 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         executor=executor,
         address=check_address(raw.get("address"), base_dir=base_dir, file=file, field="address"),
         bundle=_path_field("bundle"),
-        raw=raw,
     )
 
 

@@ -48,10 +48,8 @@ def bundle_folder(target) -> Path | None:
 
 
 def _passes() -> Mapping[str, Any]:
-    try:
-        from porter_ascend310.passes import PASSES
-    except ImportError:
-        return {}
+    from porter_ascend310.passes import PASSES
+
     return PASSES
 
 
@@ -216,7 +214,8 @@ def porter_compile(target, model, workdir, context):
     if not om.is_file():
         raise ToolFailedError(f"atc exited 0 but wrote no {om}; its output ended with:\n{tail(logs[-1])}")
     return CompiledModel(
-        target=TARGET, path=om, source=Path(model.path), inputs=inputs, outputs=outputs, compile_seconds=seconds, size_bytes=om.stat().st_size,
+        target=TARGET, path=om, source=Path(model.path), inputs=inputs, outputs=outputs, compile_seconds=seconds,
+        size_bytes=om.stat().st_size,
         details={"pending": False, "argv": plan.atc_argv, "aoe_argvs": plan.aoe_argvs, "tool": str(toolkit.atc),
                  "cann_version": plan.cann_version, "log_tail": tail(logs[-1]),
                  "input_shapes": plan.input_shapes, "dynamic": _dynamic_json(plan),
@@ -248,7 +247,8 @@ def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str,
         details={"pending": True, "bundle_dir": str(bundle_dir.resolve()), "bundle_model": key,
                  "argv": entry.atc_argv, "aoe_argvs": entry.aoe_argvs, "cann_version": local.cann_version,
                  "input_shapes": local.input_shapes, "dynamic": _dynamic_json(local),
-                 "aipp": "insert_op_conf" in flags, "note": "atc not found here: the compile command is in the bundle's run.sh"})
+                 "aipp": "insert_op_conf" in flags,
+                 "note": "atc not found here: the compile command is in the bundle's run.sh"})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -260,7 +260,8 @@ def _layout(compiled: CompiledModel, inputs, settings: runners.RunSettings, onnx
     shapes, dynamic_args = runners.choose_run_shapes(compiled, inputs)
     fed = tuple(TensorSpec(s.name, shapes[s.name], s.dtype) for s in compiled.inputs)
     first = inputs.load(0) if len(inputs) else {}
-    feed = {s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed} if first else None
+    feed = ({s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed}
+            if first else None)
     outputs = runners.infer_output_specs(onnx_path, shapes, compiled.outputs, feed)
     return runners.RunLayout(
         runner=settings.runner, outfmt=settings.outfmt, stems=tuple(f"data{i + 1}" for i in range(len(inputs))),

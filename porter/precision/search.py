@@ -182,7 +182,8 @@ class Searcher:
         name = f"{self.variant.name}_keep{len(kept)}_{digest(text)[:6]}"
         if self.knob.pass_index is None:
             value = {"names": list(kept)} if self.knob.flag == SCOPE_KNOB else path
-            target = dataclasses.replace(self.variant.target, flags={**self.variant.target.flags, self.knob.flag: value})
+            target = dataclasses.replace(self.variant.target,
+                                         flags={**self.variant.target.flags, self.knob.flag: value})
             return dataclasses.replace(self.variant, name=name, target=target), path
         passes = list(self.variant.passes)
         chosen = passes[self.knob.pass_index]
