@@ -154,8 +154,8 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         if bad is not None:
             vr.status, vr.message = bad.status, f"{bad.stage}: {bad.message}"
         inputs = results[path.preprocess].value
-        if inputs is not None and inputs.details.get("dropped_characters", {}).get("count"):
-            vr.details["dropped_characters"] = inputs.details["dropped_characters"]
+        if inputs is not None and inputs.notes:
+            vr.details["notes"] = list(inputs.notes)
         if inputs is not None and inputs.details.get("random_inputs"):
             # a dataset that drew its inputs at random says so: its speed figures hold, its accuracy does not
             vr.details["random_inputs"] = str(inputs.details.get("note") or "random inputs")

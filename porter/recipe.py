@@ -5,7 +5,7 @@ import copy
 import importlib.util
 import pkgutil
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -58,7 +58,6 @@ class Recipe:
     executor: str = "local"
     address: str | None = None
     bundle: Path | None = None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def reference(self) -> Variant | None:
@@ -243,7 +242,6 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         executor=executor,
         address=raw.get("address"),
         bundle=_path_field("bundle"),
-        raw=raw,
     )
 
 

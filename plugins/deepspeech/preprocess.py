@@ -163,12 +163,15 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
         frames.append(length)
 
     dropped = DroppedCharacters.tally(filtered_all)
+    notes = []
     if dropped.count:
         # the reference drops them silently; porter keeps the reference's behaviour but says so
         shown = ", ".join(f"{char!r} x{n}" for char, n in list(dropped.characters.items())[:10])
-        print(f"porter: deepspeech: dropped {dropped.count} transcript character(s) the labels cannot express, in "
-              f"{dropped.utterances} of {len(items)} utterance(s), as the reference does: {shown} "
-              "(listed under dropped_characters in the preprocess details)", file=sys.stderr)
+        note = (f"dropped {dropped.count} transcript character(s) the labels cannot express, in "
+                f"{dropped.utterances} of {len(items)} utterance(s), as the reference does: {shown}")
+        notes.append(note)
+        print(f"porter: deepspeech: {note} (listed under dropped_characters in the preprocess details)",
+              file=sys.stderr)
     if clipped:
         shown = ", ".join(f"{name} ({count})" for name, count in list(clipped.items())[:10])
         print(f"porter: deepspeech: clipped {sum(clipped.values())} float sample(s) beyond 16-bit full scale to it, "
@@ -186,7 +189,7 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
     if device is not None:
         details["device_layout"] = device.describe(len(items))
     return InputSet(path=workdir, sample_ids=tuple(ids), input_names=("spect", "lengths"),
-                    references=tuple(references), groups=tuple(groups), details=details)
+                    references=tuple(references), groups=tuple(groups), details=details, notes=tuple(notes))
 
 
 def load_samples(utterance: Utterance, *, sample_rate: int, resample: bool) -> Audio:

@@ -774,6 +774,10 @@ def test_transcript_characters_outside_the_labels_are_dropped_and_reported(case)
     assert "dropped 5 transcript character(s)" in err and "'É' x2" in err
     report = json.loads((case.workspace / "report.json").read_text())
     assert [s["reference"] for s in report["variants"][0]["samples"]] == ["YES  T"]
+    # the plugin's note reaches the report through the generic InputSet.notes, not a name the core knows
+    note = "dropped 5 transcript character(s) the labels cannot express, in 1 of 1 utterance(s)"
+    assert any(n.startswith(note) for n in report["variants"][0]["details"]["notes"])
+    assert note in (case.workspace / "report.md").read_text()
 
 
 # ---------------------------------------------------------------------------------------------------------
