@@ -48,10 +48,8 @@ def bundle_folder(target) -> Path | None:
 
 
 def _passes() -> Mapping[str, Any]:
-    try:
-        from porter_ascend310.passes import PASSES
-    except ImportError:
-        return {}
+    from porter_ascend310.passes import PASSES
+
     return PASSES
 
 
@@ -199,6 +197,8 @@ def porter_compile(target, model, workdir, context):
     # atc runs inside the work directory, so --output is relative and the recorded argv names no temp path
     plan = atc.plan_compile(Path(model.path).resolve(), om_name, model.inputs, flags, atc=str(toolkit.atc),
                             aoe=str(toolkit.aoe or "aoe"), detected_cann=toolkit.cann_version)
+    # the interface of the .om, checked before any tool runs
+    inputs, outputs = _compiled_inputs(model, plan.input_shapes, flags), _compiled_outputs(model, flags)
     started = time.perf_counter()
     logs = []
     if plan.aoe_argvs:
@@ -214,8 +214,8 @@ def porter_compile(target, model, workdir, context):
     if not om.is_file():
         raise ToolFailedError(f"atc exited 0 but wrote no {om}; its output ended with:\n{tail(logs[-1])}")
     return CompiledModel(
-        target=TARGET, path=om, source=Path(model.path), inputs=_compiled_inputs(model, plan.input_shapes, flags),
-        outputs=_compiled_outputs(model, flags), compile_seconds=seconds, size_bytes=om.stat().st_size,
+        target=TARGET, path=om, source=Path(model.path), inputs=inputs, outputs=outputs, compile_seconds=seconds,
+        size_bytes=om.stat().st_size,
         details={"pending": False, "argv": plan.atc_argv, "aoe_argvs": plan.aoe_argvs, "tool": str(toolkit.atc),
                  "cann_version": plan.cann_version, "log_tail": tail(logs[-1]),
                  "input_shapes": plan.input_shapes, "dynamic": _dynamic_json(plan),
@@ -226,6 +226,7 @@ def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str,
                          toolkit: Toolkit, workdir: Path, context: StageContext | None) -> CompiledModel:
     """No atc here: put the ONNX and its exact atc command into the bundle; the .om is pending."""
     local = atc.plan_compile(model.path, om_name, model.inputs, flags, detected_cann=toolkit.cann_version)
+    inputs, outputs = _compiled_inputs(model, local.input_shapes, flags), _compiled_outputs(model, flags)
     compile_flags = {k: v for k, v in flags.items() if k not in runners.RUN_FLAGS and k != "bundle_dir"}
     key = bundle.model_key(om_name, bundle.file_digest(Path(model.path)),
                            json.dumps(compile_flags, sort_keys=True, default=str), toolkit.cann_version or "")
@@ -242,11 +243,12 @@ def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str,
                              context=context)
     return CompiledModel(
         target=TARGET, path=bundle.inside(bundle_dir, entry.om), source=Path(model.path),
-        inputs=_compiled_inputs(model, local.input_shapes, flags), outputs=_compiled_outputs(model, flags),
+        inputs=inputs, outputs=outputs,
         details={"pending": True, "bundle_dir": str(bundle_dir.resolve()), "bundle_model": key,
                  "argv": entry.atc_argv, "aoe_argvs": entry.aoe_argvs, "cann_version": local.cann_version,
                  "input_shapes": local.input_shapes, "dynamic": _dynamic_json(local),
-                 "aipp": "insert_op_conf" in flags, "note": "atc not found here: the compile command is in the bundle's run.sh"})
+                 "aipp": "insert_op_conf" in flags,
+                 "note": "atc not found here: the compile command is in the bundle's run.sh"})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -258,7 +260,8 @@ def _layout(compiled: CompiledModel, inputs, settings: runners.RunSettings, onnx
     shapes, dynamic_args = runners.choose_run_shapes(compiled, inputs)
     fed = tuple(TensorSpec(s.name, shapes[s.name], s.dtype) for s in compiled.inputs)
     first = inputs.load(0) if len(inputs) else {}
-    feed = {s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed} if first else None
+    feed = ({s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed}
+            if first else None)
     outputs = runners.infer_output_specs(onnx_path, shapes, compiled.outputs, feed)
     return runners.RunLayout(
         runner=settings.runner, outfmt=settings.outfmt, stems=tuple(f"data{i + 1}" for i in range(len(inputs))),

@@ -6,6 +6,8 @@ Cells are escaped for Markdown tables: model output may hold ``|``, backticks or
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from porter.report.html import fmt, grouped, op_changes
 from porter.report.model import RunReport
 from porter.report.pareto import default_accuracy_metric
@@ -20,7 +22,7 @@ def cell(value) -> str:
     return str(value).translate(_ESCAPES) if value not in (None, "") else "-"
 
 
-def md_table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> list[str]:
+def md_table(header: list[str], rows: list[list], numeric: Collection[int] = ()) -> list[str]:
     align = ["---:" if i in numeric else "---" for i in range(len(header))]
     return (["| " + " | ".join(cell(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
             + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows] + [""])
@@ -45,6 +47,7 @@ def _variants(report: RunReport) -> list[str]:
             out += [f"- **{cell(v.name)}: {cell(v.status)}**: {cell(v.message)}"]
     notes = [f"- {cell(v.name)}: {cell(v.details['random_inputs'])}" for v in report.variants
              if v.details.get("random_inputs")]
+    notes += [f"- {cell(v.name)}: {cell(note)}" for v in report.variants for note in v.details.get("notes", ())]
     if notes or any(v.status != "ok" for v in report.variants):
         out += notes + [""]
     return out
@@ -53,7 +56,7 @@ def _variants(report: RunReport) -> list[str]:
 def _verdicts(report: RunReport) -> list[str]:
     if not report.verdicts:
         return ["## Budgets", "", "No budgets were set (recipe `budgets:` or `--budget`).", ""]
-    rows = [["ok" if v.ok else "**BROKEN**", v.variant, v.budget, fmt(v.value, 4)] for v in report.verdicts]
+    rows = [["ok" if v.ok else "BROKEN", v.variant, v.budget, fmt(v.value, 4)] for v in report.verdicts]
     return ["## Budgets", ""] + md_table(["verdict", "variant", "budget", "value"], rows, {3})
 
 
@@ -80,7 +83,7 @@ def _passes(report: RunReport) -> list[str]:
                          "parity"],
                         [[r.name, sum(r.ops_before.values()), sum(r.ops_after.values()),
                           op_changes(r.ops_before, r.ops_after), fmt(r.check.max_abs_diff),
-                          fmt(r.check.tolerance), "ok" if r.check.passed else "**FAILED**"] for r in records],
+                          fmt(r.check.tolerance), "ok" if r.check.passed else "FAILED"] for r in records],
                         {1, 2, 4, 5})
     return out
 
@@ -100,7 +103,7 @@ def _checks(report: RunReport) -> list[str]:
 
 
 def _check_row(variant: str, c) -> list:
-    return [variant, c.label, fmt(c.max_abs_diff), fmt(c.tolerance), c.samples, "ok" if c.passed else "**FAILED**",
+    return [variant, c.label, fmt(c.max_abs_diff), fmt(c.tolerance), c.samples, "ok" if c.passed else "FAILED",
             "; ".join(x for x in (c.problem, c.detail) if x) or "-"]
 
 

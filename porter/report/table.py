@@ -8,6 +8,8 @@ shows its last component. Colour only on a terminal; piped output is plain text,
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import math
 import shutil
 import textwrap
@@ -159,14 +161,16 @@ def fit_columns(cols: list[Column], width: int) -> tuple[list[Column], list[Colu
                 break
     shown = [cols[i] for i in sorted(keep)]
     # still too wide (long variant names, many metrics): shorten the text columns rather than wrap
-    for key in ("target", "variant"):
+    for _ in range(2):
         over = _span(shown) - width
-        if over > 0:
-            shown = [_truncate(c, max(8, c.width - over)) if c.key == key else c for c in shown]
+        if over <= 0:
+            break
+        widest = max((c for c in shown if c.key in ("variant", "target")), key=lambda c: c.width)
+        shown = [_truncate(c, max(8, c.width - over)) if c is widest else c for c in shown]
     return shown, [c for i, c in enumerate(cols) if c.subset and i not in keep]
 
 
-def format_table(header: list[str], rows: list[list[str]], *, numeric: set[int] = frozenset(),
+def format_table(header: list[str], rows: list[list[str]], *, numeric: Collection[int] = (),
                  color: bool = False) -> str:
     """Columns separated by two spaces, numbers right-aligned, a rule under the header."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
@@ -206,7 +210,7 @@ def _subset_tables(report: RunReport, subsets: list[Column], width: int, color: 
     chunk: list[Column] = []
     for c in subsets:
         if chunk and _span([names] + chunk + [c]) > width:
-            out.append(_render([names] + chunk, report, color))
+            out += [_render([names] + chunk, report, color), ""]
             chunk = []
         chunk.append(c)
     if chunk:
