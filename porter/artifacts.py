@@ -95,7 +95,8 @@ def write_sample(root: Path, index: int, arrays: Mapping[str, np.ndarray]) -> No
     """Write one sample's arrays (used by preprocess and run stages inside their work directory)."""
     path = _sample_file(root, index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez(path, **named)
 
 
 def read_sample(root: Path, index: int) -> dict[str, np.ndarray]:

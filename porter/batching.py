@@ -26,7 +26,8 @@ BATCHING_FLAGS = {
                        "none: one sample at a time (padded to static shapes); bucketed: sort by length and batch "
                        "(needs dynamic batch and time axes)"),
     "batch_size": Option("int", 8, min=1, max=65_536, help="samples per batch when batching is bucketed"),
-    "max_batch_frames": Option("int", 0, min=0, max=10**12, help="bucketed batching: cap on samples x padded length, the length being "
+    "max_batch_frames": Option("int", 0, min=0, max=10**12,
+                               help="bucketed batching: cap on samples x padded length, the length being "
                                               "a sample's extent along its inputs' dynamic non-batch axes (frames "
                                               "of a spectrogram), so batches of long samples hold fewer of them; "
                                               "0: no cap"),

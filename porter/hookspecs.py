@@ -14,8 +14,20 @@ Paths in the returned object that lie under ``workdir`` are rebased onto the fin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from porter import hookspec
+
+if TYPE_CHECKING:  # only for the annotations: plugins import these from porter.api
+    import argparse
+
+    import onnx
+
+    from porter.artifacts import CompiledModel, InputSet, Metrics, OnnxModel, OutputSet
+    from porter.runner import BaseRunner
+    from porter.scoring import Evaluator
+    from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, PassConfig, PassSpec,
+                              StageContext, TargetConfig, TargetSpec)
 
 # ---------------------------------------------------------------------------------------------------------
 # Registration: what a plugin contributes by name
@@ -23,7 +35,7 @@ from porter import hookspec
 
 
 @hookspec
-def porter_register_models():
+def porter_register_models() -> Sequence[ModelSpec] | None:
     """Name the models this plugin can load, export and run as a framework reference.
 
     Called once when the plugin manager is built. Returns a list of :class:`porter.specs.ModelSpec`.
@@ -38,17 +50,17 @@ def porter_register_models():
 
 
 @hookspec
-def porter_register_datasets():
+def porter_register_datasets() -> Sequence[DatasetSpec] | None:
     """Name the datasets this plugin can preprocess. Returns a list of :class:`porter.specs.DatasetSpec`."""
 
 
 @hookspec
-def porter_register_passes():
+def porter_register_passes() -> Sequence[PassSpec] | None:
     """Name the graph passes this plugin provides. Returns a list of :class:`porter.specs.PassSpec`."""
 
 
 @hookspec
-def porter_register_targets():
+def porter_register_targets() -> Sequence[TargetSpec] | None:
     """Name the compile/run targets this plugin provides, each with the flags it accepts.
 
     Returns a list of :class:`porter.specs.TargetSpec`; the core validates a recipe's flags against them.
@@ -56,12 +68,12 @@ def porter_register_targets():
 
 
 @hookspec
-def porter_register_metrics():
+def porter_register_metrics() -> Sequence[MetricSpec] | None:
     """Name the metrics this plugin's score hook computes. Returns a list of :class:`porter.specs.MetricSpec`."""
 
 
 @hookspec
-def porter_add_commands(subparsers):
+def porter_add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add subcommands to the ``porter`` command line.
 
     Called when the CLI builds its argument parser. ``subparsers`` is the ``argparse`` sub-parsers object; set
@@ -76,7 +88,7 @@ def porter_add_commands(subparsers):
 
 
 @hookspec(firstresult=True)
-def porter_preprocess(dataset, model, workdir: Path):
+def porter_preprocess(dataset: DatasetConfig, model: ModelConfig, workdir: Path) -> InputSet | None:
     """Turn a dataset into model inputs.
 
     Called once per distinct (dataset, model) pair in a recipe. ``dataset`` is a
@@ -87,7 +99,7 @@ def porter_preprocess(dataset, model, workdir: Path):
 
 
 @hookspec(firstresult=True)
-def porter_export(model, inputs, workdir: Path):
+def porter_export(model: ModelConfig, inputs: InputSet, workdir: Path) -> OnnxModel | None:
     """Export a framework model to ONNX.
 
     Called once per distinct model config. ``model`` is a :class:`porter.specs.ModelConfig`; ``inputs`` is the
@@ -99,7 +111,7 @@ def porter_export(model, inputs, workdir: Path):
 
 
 @hookspec(firstresult=True)
-def porter_graph_fix(graph_pass, model):
+def porter_graph_fix(graph_pass: PassConfig, model: onnx.ModelProto) -> onnx.ModelProto | None:
     """Apply one named graph pass.
 
     Called once per pass listed in a variant's ``graph_fix``, in order. ``graph_pass`` is a
@@ -111,7 +123,8 @@ def porter_graph_fix(graph_pass, model):
 
 
 @hookspec(firstresult=True)
-def porter_compile(target, model, inputs, evaluate, workdir: Path, context):
+def porter_compile(target: TargetConfig, model: OnnxModel, inputs: InputSet, evaluate: Evaluator | None, workdir: Path,
+                   context: StageContext | None) -> CompiledModel | None:
     """Compile an ONNX model for a target.
 
     ``target`` is a :class:`porter.specs.TargetConfig` (validated flags; ``target.bundle`` is the folder of
@@ -133,7 +146,7 @@ def porter_compile(target, model, inputs, evaluate, workdir: Path, context):
 
 
 @hookspec(firstresult=True)
-def porter_runner(target, compiled):
+def porter_runner(target: TargetConfig, compiled: CompiledModel) -> BaseRunner | None:
     """Give a runner for a compiled model: the object the core infers batches with.
 
     ``target`` is the :class:`porter.specs.TargetConfig`, ``compiled`` the
@@ -150,7 +163,8 @@ def porter_runner(target, compiled):
 
 
 @hookspec(firstresult=True)
-def porter_run(target, compiled, inputs, workdir: Path, context):
+def porter_run(target: TargetConfig, compiled: CompiledModel, inputs: InputSet, workdir: Path,
+               context: StageContext | None) -> OutputSet | None:
     """Run a compiled model over every input sample.
 
     ``target`` and ``context`` are as for :func:`porter_compile`. Returns an :class:`porter.artifacts.OutputSet`
@@ -160,7 +174,7 @@ def porter_run(target, compiled, inputs, workdir: Path, context):
 
 
 @hookspec(firstresult=True)
-def porter_run_reference(model, inputs, workdir: Path):
+def porter_run_reference(model: ModelConfig, inputs: InputSet, workdir: Path) -> OutputSet | None:
     """Run the model in its own framework (e.g. PyTorch eager): the reference every variant is compared to.
 
     Returns an :class:`porter.artifacts.OutputSet` laid out as ``porter_run``'s, or ``None`` when the model is
@@ -169,7 +183,8 @@ def porter_run_reference(model, inputs, workdir: Path):
 
 
 @hookspec(firstresult=True)
-def porter_score(model, metrics, inputs, outputs, reference):
+def porter_score(model: ModelConfig, metrics: tuple[str, ...], inputs: InputSet, outputs: OutputSet,
+                 reference: OutputSet | None) -> Metrics | None:
     """Score outputs against the inputs' references.
 
     ``model`` is the :class:`porter.specs.ModelConfig` (decoding is model-specific), ``metrics`` the tuple of
@@ -188,7 +203,7 @@ def porter_score(model, metrics, inputs, outputs, reference):
 
 
 @hookspec
-def porter_stage_resources(stage: str, target):
+def porter_stage_resources(stage: str, target: TargetConfig | None) -> Mapping[str, float] | None:
     """Say what a stage needs from the machine that runs it.
 
     Called for every stage node when a distributed executor places work. ``stage`` is one of ``preprocess``,
@@ -199,12 +214,12 @@ def porter_stage_resources(stage: str, target):
 
 
 @hookspec
-def porter_stage_error(stage: str, plugin: str, variant, error: BaseException):
+def porter_stage_error(stage: str, plugin: str, variant: str | None, error: BaseException) -> None:
     """Observe a stage failure. Called once, before porter reports the error and stops. Returns nothing."""
 
 
 @hookspec
-def porter_tool_versions():
+def porter_tool_versions() -> Mapping[str, str] | None:
     """Report versions of toolchains this plugin drives, for reports and ``porter doctor``.
 
     Returns a dict of tool name to version string (or a sentence saying it is missing), or ``None``.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from porter.errors import RecipeError
 from porter.specs import Option
@@ -121,7 +121,7 @@ def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
             raise RecipeError(f"expected {opt.kind}, got {type(value).__name__} {value!r}{hint}", file=file,
                               field=field)
         if opt.kind == "float":
-            value = float(value)
+            value = float(cast(Any, value))  # an int or float: the isinstance check above let nothing else by
 
         if opt.kind == "list":
             value = list(value)

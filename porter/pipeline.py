@@ -8,6 +8,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from porter import __version__
 from porter.artifacts import Metrics, OutputSet
@@ -28,15 +29,15 @@ from porter.workspace import Workspace
 @contextmanager
 def _importable_from(folder: Path):
     """Recipe-named plugin modules may sit next to the recipe file."""
-    folder = str(folder)
-    added = folder not in sys.path
+    entry = str(folder)
+    added = entry not in sys.path
     if added:
-        sys.path.insert(0, folder)
+        sys.path.insert(0, entry)
     try:
         yield
     finally:
-        if added and folder in sys.path:
-            sys.path.remove(folder)
+        if added and entry in sys.path:
+            sys.path.remove(entry)
 
 
 def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None = None,
@@ -49,7 +50,7 @@ def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None =
         plugins = load_plugins(modules, extra_objects=extra_plugins)
     recipe = validate_recipe(raw, path, plugins, workspace=workspace)
     if bundle is not None and not bundle_writers(recipe, plugins):
-        writers = sorted(n for n, s in plugins.registry.specs["targets"].items() if s.writes_bundle)
+        writers = sorted(n for n, s in plugins.registry.specs["targets"].items() if getattr(s, "writes_bundle", False))
         raise InputError(f"--bundle {bundle}: no variant of {path} has a target that writes device bundles "
                          f"(targets that do: {', '.join(writers) or 'none installed'})", field="--bundle")
     bundle = bundle or recipe.bundle
@@ -63,7 +64,7 @@ def with_bundle(recipe: Recipe, plugins: PluginSet, bundle: Path) -> Recipe:
     variants = []
     for v in recipe.variants:
         spec = plugins.registry.get("targets", v.target.name) if v.target else None
-        if spec is not None and spec.writes_bundle and v.target.bundle is None:
+        if v.target is not None and spec is not None and spec.writes_bundle and v.target.bundle is None:
             v = dataclasses.replace(v, target=dataclasses.replace(v.target, bundle=bundle))
         variants.append(v)
     return dataclasses.replace(recipe, variants=tuple(variants), bundle=bundle)
@@ -139,7 +140,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         records = [results[k].record for k in path.keys]
         vr = VariantReport(
             name=v.name, reference=v.reference,
-            target=("framework" if v.reference else v.target.name),
+            target=("framework" if v.reference or v.target is None else v.target.name),
             passes=[p.name for p in v.passes],
             flags={k: (str(val) if isinstance(val, Path) else val) for k, val in (v.target.flags.items()
                                                                                  if v.target else [])},
@@ -166,7 +167,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.pass_records = list(last_model.passes)
             vr.model_size_bytes = last_model.path.stat().st_size if last_model.path.exists() else 0
         compiled = results[path.compile].value if path.compile else None
-        if compiled is not None:
+        if compiled is not None and path.compile:
             vr.compile_seconds = compiled.compile_seconds or results[path.compile].record.seconds
             vr.model_size_bytes = compiled.size_bytes or vr.model_size_bytes
             vr.details["compile"] = dict(compiled.details)
@@ -214,7 +215,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
     )
 
 
-def _unit(recipe: Recipe, plugins: PluginSet) -> dict[str, str]:
+def _unit(recipe: Recipe, plugins: PluginSet) -> dict[str, Any]:
     """What the datasets call one item (DatasetSpec.unit), when every variant's dataset agrees."""
     specs = [plugins.registry.get("datasets", v.dataset.name) for v in recipe.variants]
     units = {(s.unit, s.unit_abbrev) for s in specs if s is not None}

@@ -117,7 +117,8 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
             "options": _fingerprint_options(variant.model.options, mspec.options),
             "export": _fingerprint_options(variant.model.export, mspec.export_options),
         }
-        data_fp = {"name": variant.dataset.name, "options": _fingerprint_options(variant.dataset.options, dspec.options)}
+        data_fp = {"name": variant.dataset.name,
+                   "options": _fingerprint_options(variant.dataset.options, dspec.options)}
         pre = add("preprocess", "datasets", variant.dataset.name, (variant.dataset, variant.model),
                   {"dataset": data_fp, "model": model_fp}, {})
 
@@ -133,6 +134,7 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
             score = add("score", "models", variant.model.name, (variant.model, variant.metrics),
                         {"model": model_fp, "metrics": list(variant.metrics)},
                         {"inputs": pre, "outputs": ref_run, **score_inputs})
+            assert ref_run is not None  # a reference variant always has its framework run
             paths.append(VariantPath(variant, pre, None, (), None, ref_run, score))
             continue
 
@@ -146,6 +148,7 @@ def build_plan(recipe: Recipe, plugins, *, variants: tuple[str, ...] | None = No
                            "tolerance": p.tolerance},
                           {"model": current, "inputs": pre})
             fixes.append(current)
+        assert variant.target is not None  # the recipe gives every non-reference variant a target
         tspec = reg.get("targets", variant.target.name)
         flag_fp = _fingerprint_options(variant.target.flags, tspec.flags)
         compile_fp = {k: v for k, v in flag_fp.items() if k not in tspec.run_flags}

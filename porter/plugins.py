@@ -127,9 +127,10 @@ def _checked_specs(kind: str, answer: object, plugin_name: str) -> list:
         if not isinstance(spec, spec_type):
             raise InputError(f"{where} returned {type(spec).__name__} {spec!r:.80} at index {index}; expected "
                              f"{spec_type.__name__} (from porter.api)")
-        if not isinstance(spec.name, str) or not spec.name.strip():
+        name = getattr(spec, "name", None)
+        if not isinstance(name, str) or not name.strip():
             raise InputError(f"{where} returned a {spec_type.__name__} at index {index} whose name is "
-                             f"{spec.name!r}; expected a non-empty string")
+                             f"{name!r}; expected a non-empty string")
     return list(answer)
 
 
@@ -169,7 +170,8 @@ def load_plugins(extra_modules=(), *, extra_objects=(), use_entry_points: bool =
             try:
                 module = ep.load()
             except Exception as exc:  # noqa: BLE001 - any import failure of a third-party plugin
-                warnings.warn(f"porter: plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {exc}")
+                warnings.warn(f"porter: plugin {ep.name!r} ({ep.value}) failed to load and is skipped: {exc}",
+                              stacklevel=2)
                 continue
             pm.register(module, name=ep.name)
             dist = getattr(ep, "dist", None)

@@ -294,7 +294,8 @@ def _parse_shape_override(value: Any, inputs: Sequence[TensorSpec]) -> dict[str,
         try:
             shapes[name] = [int(str(d).strip()) for d in dims]
         except (TypeError, ValueError):
-            raise _bad("input_shape", f"input {name!r} has dims {dims!r}; expected integers (-1 for dynamic)")
+            raise _bad("input_shape",
+                       f"input {name!r} has dims {dims!r}; expected integers (-1 for dynamic)") from None
         spec = next(s for s in inputs if s.name == name)
         if len(shapes[name]) != len(spec.shape):
             raise _bad("input_shape", f"input {name!r} has {len(shapes[name])} dims; the model's input has "
@@ -333,7 +334,8 @@ def derive_input_shapes(inputs: Sequence[TensorSpec], flags: Mapping[str, Any],
             else:
                 raise _bad("input_shape", f"input {spec.name!r} dim {axis} is dynamic ({dim!r}) in shape "
                            f"({', '.join(map(str, spec.shape))}); atc needs a static size: set input_shape "
-                           f"(e.g. '{spec.name}:{','.join(_dim_text(d) if i else '1' for i, d in enumerate(spec.shape))}'"
+                           f"(e.g. '{spec.name}:"
+                           f"{','.join(_dim_text(d) if i else '1' for i, d in enumerate(spec.shape))}'"
                            f" with the ? filled in) or a dynamic_* option")
         shapes[spec.name] = dims
     return shapes
@@ -603,7 +605,8 @@ def flag_options() -> dict[str, Option]:
 
 
 __all__ = [
-    "AtcOption", "ATC_OPTIONS", "CheckedFlags", "check_flags", "COMPILE_FLAGS", "NON_ATC_FLAGS", "CompilePlan", "DynamicShapes",
+    "AtcOption", "ATC_OPTIONS", "CheckedFlags", "check_flags", "COMPILE_FLAGS", "NON_ATC_FLAGS", "CompilePlan",
+    "DynamicShapes",
     "build_atc_argv", "build_aoe_argvs", "aoe_job_types", "check_dynamic_dims_width",
     "OUTPUT_TYPES", "OUTPUT_TYPE_DTYPES", "plan_compile", "validate_flags", "check_known", "known_flag_names",
     "derive_input_shapes", "render_input_shape", "check_dynamic", "autotune_modes", "uses_aoe",

@@ -31,7 +31,8 @@ def recipe_of_workspace(workspace: str | Path | None) -> str | None:
 
 def returned_runs(bundle: Path, manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """Run keys whose outputs came back, and those still waiting."""
-    done, waiting = [], []
+    done: list[str] = []
+    waiting: list[str] = []
     for run in manifest["runs"]:
         layout = RunLayout.from_json(run["layout"])
         (done if has_outputs(layout, inside(bundle, run["output_dir"])) else waiting).append(run["key"])

@@ -93,7 +93,8 @@ def build_script(manifest: Mapping[str, Any]) -> str:
                      f"{tool} {run['layout']['outfmt']}")
         lines.append(f"mkdir -p {shlex.quote(run['output_dir'])}")
         lines.append(f"{_tool_line(tool, run['argv'])} 2>&1 | tee {shlex.quote(run['log'])}")
-    lines.append("\necho \"porter bundle: all commands finished; copy this folder back and run: porter score <folder>\"")
+    lines.append("\necho \"porter bundle: all commands finished; copy this folder back and run: "
+                 "porter score <folder>\"")
     return "\n".join(lines) + "\n"
 
 

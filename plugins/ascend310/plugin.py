@@ -217,7 +217,8 @@ def porter_compile(target, model, workdir, context):
     if not om.is_file():
         raise ToolFailedError(f"atc exited 0 but wrote no {om}; its output ended with:\n{tail(logs[-1])}")
     return CompiledModel(
-        target=TARGET, path=om, source=Path(model.path), inputs=inputs, outputs=outputs, compile_seconds=seconds, size_bytes=om.stat().st_size,
+        target=TARGET, path=om, source=Path(model.path), inputs=inputs, outputs=outputs, compile_seconds=seconds,
+        size_bytes=om.stat().st_size,
         details={"pending": False, "argv": plan.atc_argv, "aoe_argvs": plan.aoe_argvs, "tool": str(toolkit.atc),
                  "cann_version": plan.cann_version, "log_tail": tail(logs[-1]),
                  "input_shapes": plan.input_shapes, "dynamic": _dynamic_json(plan),
@@ -263,7 +264,8 @@ def _layout(compiled: CompiledModel, inputs, settings: runners.RunSettings, onnx
     shapes, dynamic_args = runners.choose_run_shapes(compiled, inputs)
     fed = tuple(TensorSpec(s.name, shapes[s.name], s.dtype) for s in compiled.inputs)
     first = inputs.load(0) if len(inputs) else {}
-    feed = {s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed} if first else None
+    feed = ({s.name: runners.pad_to(first[s.name], s.shape, s.dtype, f"tensor {s.name!r}") for s in fed}
+            if first else None)
     outputs = runners.infer_output_specs(onnx_path, shapes, compiled.outputs, feed)
     return runners.RunLayout(
         runner=settings.runner, outfmt=settings.outfmt, stems=tuple(f"data{i + 1}" for i in range(len(inputs))),

@@ -168,7 +168,8 @@ def read_array(path: Path, spec: TensorSpec, fmt: str, longer: bool = False) -> 
         try:
             flat = np.array([float(v) for v in text], dtype=np.float64).astype(dtype)
         except ValueError as error:
-            raise OutputFormatError(f"{path}: output {spec.name!r} is not whitespace-separated numbers: {error}")
+            raise OutputFormatError(
+                f"{path}: output {spec.name!r} is not whitespace-separated numbers: {error}") from None
     if flat.size != expected and not (longer and flat.size > expected):
         raise OutputFormatError(f"{path}: output {spec.name!r} holds {flat.size} {dtype.name} values; expected "
                                 f"{expected} for shape {spec.shape}")

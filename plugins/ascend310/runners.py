@@ -40,7 +40,8 @@ RUN_FLAGS: dict[str, Option] = {
     "outfmt": Option("str", default="BIN", choices=("BIN", "TXT", "NPY"),
                      help="output file format (msame: BIN|TXT; ais_bench: BIN|NPY|TXT); BIN and NPY are exact"),
     "device": Option("int", min=0, max=1023, help="NPU device id"),
-    "warmup_count": Option("int", min=0, max=100_000, help="ais_bench warm-up inferences before timing (its default is 1)"),
+    "warmup_count": Option("int", min=0, max=100_000,
+                           help="ais_bench warm-up inferences before timing (its default is 1)"),
     "loop": Option("int", min=1, max=1_000_000, help="ais_bench: run the input set this many times"),
 }
 
@@ -253,7 +254,8 @@ def ais_bench_argv(ais_bench: Sequence[str], om: str, input_dirs: Sequence[str],
 
 
 def infer_output_specs(onnx_path: Path, input_shapes: Mapping[str, Sequence[int]],
-                       outputs: Sequence[TensorSpec], feed: Mapping[str, np.ndarray] | None = None) -> tuple[TensorSpec, ...]:
+                       outputs: Sequence[TensorSpec],
+                       feed: Mapping[str, np.ndarray] | None = None) -> tuple[TensorSpec, ...]:
     """Output shapes for static ``input_shapes``: ONNX shape inference, or one ONNX Runtime run on ``feed``
     (a real padded sample) where inference leaves a dim unknown. dtypes come from ``outputs``."""
     import onnx

@@ -48,7 +48,8 @@ def porter_register_models():
             "dynamic": Option("bool", default=False,
                               help="dynamic batch and time axes; false gives the static batch x 1 x 161 x "
                                    "static_length input"),
-            "static_length": Option("int", default=621, min=1, max=MAX_STATIC_FRAMES, help="frames of the static input (AN4's longest: 621)"),
+            "static_length": Option("int", default=621, min=1, max=MAX_STATIC_FRAMES,
+                                    help="frames of the static input (AN4's longest: 621)"),
             "batch": Option("int", default=1, min=1, max=1024, help="batch size of the static input"),
             "tolerance": Option("float", default=1e-4, min=0.0,
                                 help="largest |onnx - pytorch| accepted on probabilities, padded inputs included"),

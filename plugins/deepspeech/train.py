@@ -81,7 +81,8 @@ def read_manifest(path, limit: int | None = None) -> list[Utterance]:
         root = Path(manifest["root_path"])
         samples = manifest["samples"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read V3 manifest ({exc}); expected JSON with root_path and samples", file=path)
+        raise InputError(f"cannot read V3 manifest ({exc}); expected JSON with root_path and samples",
+                         file=path) from None
     out = []
     for entry in samples[:limit] if limit else samples:
         try:

@@ -99,6 +99,7 @@ def ignored_scope_lists(flags: Mapping[str, Any]) -> dict[str, list[str]]:
     out = {}
     for key, value in scope.items():
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise InputError(f"{key} is {value!r}; expected a list of strings", field=f"target.flags.ignored_scope.{key}")
+            raise InputError(f"{key} is {value!r}; expected a list of strings",
+                             field=f"target.flags.ignored_scope.{key}")
         out[key] = list(value)
     return out

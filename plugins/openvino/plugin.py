@@ -82,6 +82,7 @@ def porter_run(target, compiled, inputs, workdir: Path):
     details = {**run_details(run, batching=flags["batching"], batch_size=flags["batch_size"],
                              max_batch_frames=flags["max_batch_frames"]),
                **extra, "precision": compiled.details.get("precision")}
-    return OutputSet(path=Path(workdir), sample_ids=inputs.sample_ids, output_names=tuple(s.name for s in compiled.outputs),
+    return OutputSet(path=Path(workdir), sample_ids=inputs.sample_ids,
+                     output_names=tuple(s.name for s in compiled.outputs),
                      timing=Timing(run.latencies_ms, run.wall_seconds, warmup=flags["warmup"], batch_size=batch),
                      estimate=compiled.estimate, details=details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -120,7 +121,7 @@ class OnnxRuntimeRunner(BaseRunner):
         super().__init__(TARGET, compiled.inputs)
         self.compiled = compiled
         self.flags = flags
-        self.sess = None
+        self.sess: Any = None
         self.output_names: list[str] = []
 
     def _activate_impl(self) -> None:
@@ -152,7 +153,8 @@ def porter_run(target, compiled, inputs, workdir: Path):
     if target.name != TARGET:
         return None
     flags = target.flags
-    with OnnxRuntimeRunner(compiled, flags) as runner:
+    runner: OnnxRuntimeRunner
+    with OnnxRuntimeRunner(compiled, flags) as runner:  # type: ignore[assignment]  # __enter__ returns self
         run = run_samples(runner, inputs, workdir, batching=flags["batching"], batch_size=flags["batch_size"],
                           max_batch_frames=flags["max_batch_frames"], warmup=flags["warmup"], label=TARGET)
         names = runner.output_names

@@ -56,7 +56,7 @@ def run(args) -> int:
     print("libraries:")
     for name, ver in library_versions().items():
         print(f"  {name}: {ver}")
-    tools = {}
+    tools: dict[str, str] = {}
     for answer in plugins.hook.porter_tool_versions():
         tools.update(answer or {})
     if tools:
@@ -65,7 +65,8 @@ def run(args) -> int:
             print(f"  {tool}: {ver}")
     print(f"plugins: {', '.join(i.name for i in plugins.infos)}")
     missing = missing_requirements()
-    absent_tools = [t for t, v in tools.items() if str(v).strip().lower() in ("not found", "not installed", "missing", "")]
+    absent_tools = [t for t, v in tools.items()
+                    if str(v).strip().lower() in ("not found", "not installed", "missing", "")]
     if missing or absent_tools:
         print("missing:")
         for name, why, how in missing:

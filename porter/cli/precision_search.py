@@ -81,7 +81,8 @@ def run(args) -> int:
         return 0
     knob_pass = graphs.variant.passes[knob.pass_index].name if knob.pass_index is not None else None
     emitted = emit(chosen.kept, knob.graph, out, variant=args.variant, knob_pass=knob_pass,
-                   base_passes=graphs.variant.passes)
+                   base_passes=graphs.variant.passes,
+                   openvino=plugins.registry.get("targets", "openvino") is not None)
     print(f"\nkeep_dtype: {emitted.keep_dtype}\nmodify_mixlist: {emitted.modify_mixlist}\n"
           f"nncf ignored_scope: {emitted.nncf_ignored_scope}\nopenvino rt_info: {emitted.openvino_rt_info} "
           f"(not honoured at inference by OpenVINO 2026.4.1's CPU plugin)\nrecipe fragment: {emitted.recipe_fragment}"

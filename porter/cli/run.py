@@ -23,7 +23,8 @@ def add_parser(sub):
     p.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     p.add_argument("--executor", choices=("local", "dask"), help="where stages run (default: the recipe's, "
                    "else local)")
-    p.add_argument("--address", help="Dask scheduler address (tcp://host:8786) or scheduler file (*.json); default: a local cluster")
+    p.add_argument("--address",
+                   help="Dask scheduler address (tcp://host:8786) or scheduler file (*.json); default: a local cluster")
     p.add_argument("--budget", action="append", default=[], metavar="EXPR",
                    help="a regression budget [VARIANT:]QUANTITY OP NUMBER, e.g. "
                         + ", ".join(f"'{b}'" for b in BUDGET_EXAMPLES) + " (repeatable)")

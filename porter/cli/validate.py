@@ -13,7 +13,7 @@ def add_parser(sub):
 def run(args) -> int:
     recipe, _ = prepare(args.recipe)
     for v in recipe.variants:
-        what = "reference (framework)" if v.reference else f"target {v.target.name}"
+        what = "reference (framework)" if v.reference or v.target is None else f"target {v.target.name}"
         passes = ", ".join(p.name for p in v.passes) or "no passes"
         print(f"{v.name}: model {v.model.name}, dataset {v.dataset.name}, {what}, {passes}")
     print(f"{recipe.path}: ok ({len(recipe.variants)} variants)")

@@ -192,6 +192,7 @@ def run_stage_task(node: StageNode, upstream: Mapping[str, object], *, workspace
         if isinstance(up, TaskOutcome):
             ready_at = max(ready_at, up.finished_at)
             up = up.result
+        assert isinstance(up, NodeResult), up
         by_key[key] = up
     blocked = blocked_result(node, by_key)
     if blocked is not None:
@@ -455,7 +456,7 @@ class DaskExecutor:
                 continue
             if item.stalled_since is None:
                 item.stalled_since = now
-            elif now - item.stalled_since > self.resource_timeout:
+            elif now - item.stalled_since > (self.resource_timeout or 0.0):
                 if not lacking:
                     raise ClusterError(
                         f"{_describe_node(plan, item.node)} is waiting, and no Dask worker has been connected to "

@@ -15,7 +15,8 @@
   still runs the marked node in f16/bf16, same error), nor by ``save_model(compress_to_fp16=True)`` when set from
   Python; tests/precision/test_emit.py checks this so a release that starts honouring it is noticed.
 - ``recipe_fragment.yaml``: the variant with the keep-list applied: the precision pass or target option that the
-  search proved, plus the ascend310 flags.
+  search proved, the ascend310 flags, and (where the openvino target is installed) NNCF int8 with the same
+  nodes in its ``ignored_scope`` flag.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def openvino_rt_info(names) -> dict:
                     "compress_to_fp16 when set from Python; use the int8 ignored scope or an f32 hint"}
 
 
-def recipe_fragment(variant, knob_pass: str | None, keep_file: Path, base_passes) -> dict:
+def recipe_fragment(variant, knob_pass: str | None, keep_file: Path, base_passes,
+                    openvino_names: list | None = None) -> dict:
     """The variant with the keep-list applied through the knob the search used, and an ascend310 variant whose
     atc command line takes the same file."""
     name = f"{variant}_kept"
@@ -77,10 +79,16 @@ def recipe_fragment(variant, knob_pass: str | None, keep_file: Path, base_passes
                                                         "keep_dtype": str(keep_file)}}}
     if ascend["graph_fix"] is None:
         del ascend["graph_fix"]
-    return {"variants": {name: applied, f"{variant}_ascend310_kept": ascend}}
+    variants = {name: applied, f"{variant}_ascend310_kept": ascend}
+    if openvino_names is not None:  # NNCF int8 on OpenVINO, the same nodes left in floating point
+        variants[f"{variant}_openvino_int8_kept"] = {
+            **({"graph_fix": ascend["graph_fix"]} if "graph_fix" in ascend else {}),
+            "target": {"name": "openvino", "flags": {"quantize": "int8", "ignored_scope": {"names": openvino_names}}}}
+    return {"variants": variants}
 
 
-def emit(kept_names, graph_path: Path, folder: Path, *, variant, knob_pass: str | None, base_passes) -> Emitted:
+def emit(kept_names, graph_path: Path, folder: Path, *, variant, knob_pass: str | None, base_passes,
+         openvino: bool = False) -> Emitted:
     graph = onnx.load(str(graph_path), load_external_data=False).graph
     types = {n.name: n.op_type for n in graph.node}
     names = list(kept_names)
@@ -92,7 +100,7 @@ def emit(kept_names, graph_path: Path, folder: Path, *, variant, knob_pass: str 
                       json.dumps(modify_mixlist(types[n] for n in names if n in types), indent=2) + "\n")
     atomic_write_text(paths.nncf_ignored_scope, json.dumps(nncf_ignored_scope(names), indent=2) + "\n")
     atomic_write_text(paths.openvino_rt_info, json.dumps(openvino_rt_info(names), indent=2) + "\n")
-    fragment = recipe_fragment(variant, knob_pass, paths.keep_dtype, base_passes)
+    fragment = recipe_fragment(variant, knob_pass, paths.keep_dtype, base_passes, names if openvino else None)
     atomic_write_text(paths.recipe_fragment, "# porter precision-search: the chosen keep-list applied\n"
                       + yaml.safe_dump(fragment, sort_keys=False))
     return paths

@@ -51,7 +51,7 @@ def producers(model: onnx.ModelProto) -> dict[str, Producer]:
         for name in node.output:
             if name:
                 out[name] = Producer(depth, node.name, node.op_type)
-    for depth, node in enumerate(model.graph.node, start=1):
+    for node in model.graph.node:
         if node.op_type == "Cast" and node.input and _float_cast(node):
             seen = set()
             source = node.input[0]

@@ -39,7 +39,8 @@ from porter.recipe import Recipe, Variant
 from porter.report.verdicts import evaluate_budgets
 from porter.workspace import Workspace
 
-KNOB = "keep_dtype"
+KNOB = "keep_dtype"  # a keep-list file (atc's keep_dtype format)
+SCOPE_KNOB = "ignored_scope"  # NNCF's ignored scope as a mapping {names: [...]} (the openvino target's flag)
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,12 @@ class Knob:
 
     pass_index: int | None  # None: the target's flag
     graph: Path  # the graph whose node names the keep-list holds (what that pass or the compiler is given)
+    flag: str = KNOB
 
     def describe(self, variant: Variant) -> str:
         if self.pass_index is None:
-            return f"target {variant.target.name!r} flag {KNOB}"
-        return f"graph pass {variant.passes[self.pass_index].name!r} option {KNOB}"
+            return f"target {variant.target.name!r} flag {self.flag}"
+        return f"graph pass {variant.passes[self.pass_index].name!r} option {self.flag}"
 
 
 @dataclass(frozen=True)
@@ -116,11 +118,12 @@ def find_knob(variant: Variant, plugins, graphs: VariantGraphs) -> Knob:
         if KNOB in spec.options:
             return Knob(index, graphs.model_before_pass(index))
     spec = plugins.registry.get("targets", variant.target.name)
-    if KNOB in spec.flags:
-        return Knob(None, graphs.compile_input)
+    for flag in (KNOB, SCOPE_KNOB):
+        if flag in spec.flags:
+            return Knob(None, graphs.compile_input, flag)
     raise InputError(f"variant {variant.name!r} has nothing that takes a keep-list: none of its graph passes has a "
-                     f"{KNOB!r} option and its target {variant.target.name!r} has no {KNOB!r} flag (emulate_fp16 "
-                     "and the onnxruntime and ascend310 targets do)", field="--variant")
+                     f"{KNOB!r} option and its target {variant.target.name!r} has no {KNOB!r} or {SCOPE_KNOB!r} "
+                     "flag (emulate_fp16 and the onnxruntime, ascend310 and openvino targets do)", field="--variant")
 
 
 def rank_candidates(report: DivergenceReport, knob_graph: onnx.ModelProto, limit: int) -> tuple[Candidate, ...]:
@@ -178,7 +181,9 @@ class Searcher:
             atomic_write_text(path, text)
         name = f"{self.variant.name}_keep{len(kept)}_{digest(text)[:6]}"
         if self.knob.pass_index is None:
-            target = dataclasses.replace(self.variant.target, flags={**self.variant.target.flags, KNOB: path})
+            value = {"names": list(kept)} if self.knob.flag == SCOPE_KNOB else path
+            target = dataclasses.replace(self.variant.target,
+                                         flags={**self.variant.target.flags, self.knob.flag: value})
             return dataclasses.replace(self.variant, name=name, target=target), path
         passes = list(self.variant.passes)
         chosen = passes[self.knob.pass_index]

@@ -72,15 +72,22 @@ def readable_span(values: list[float]) -> tuple[float, float]:
     return bottom, bottom + need
 
 
-def _label_offsets(points: list[tuple[float, float]]) -> list[tuple[int, int]]:
-    """Text offsets (points) for each point's label: points with the same y get labels stacked apart."""
-    seen: dict[float, int] = {}
+def _label_offsets(points: list[tuple[float, float]], log_x: bool = False) -> list[tuple[int, int]]:
+    """Text offsets (points) for each point's label, all above their point: a label is raised one line for each
+    earlier point at the same y that sits within a quarter of the axis' width, so tied variants' names stack
+    instead of printing over each other."""
+    import math as _m
+
+    def pos(x: float) -> float:
+        return _m.log10(x) if log_x and x > 0 else x
+
+    xs = [pos(x) for x, _ in points]
+    width = (max(xs) - min(xs)) or 1.0
     out = []
-    for _, y in points:
-        key = round(y, 6)
-        k = seen.get(key, 0)
-        seen[key] = k + 1
-        out.append((7, 9 + 12 * k) if k % 2 == 0 else (7, -15 - 12 * (k - 1)))
+    for i, (x, y) in enumerate(points):
+        near = sum(1 for j in range(i) if round(points[j][1], 6) == round(y, 6)
+                   and abs(xs[j] - xs[i]) / width < 0.25)
+        out.append((6, 7 + 11 * near))
     return out
 
 
@@ -95,7 +102,10 @@ def latency_vs_accuracy(report: RunReport, metric: str) -> bytes | None:
     tax = fig.add_subplot(1, 2, 2, sharey=ax)
     colours = _colours(len(points))
     rates, xs = [], []
-    offsets = _label_offsets([(p50, err) for _, p50, err in points])
+    p50s = [p50 for _, p50, _ in points]
+    positive = [x for x in p50s if x > 0]
+    log_x = bool(positive) and max(positive) / min(positive) > 30
+    offsets = _label_offsets([(p50, err) for _, p50, err in points], log_x)
     for i, ((v, p50, err), colour) in enumerate(zip(points, colours)):
         p90, p99 = num(v.latency_ms.p90), num(v.latency_ms.p99)
         if p99 is not None and p99 > p50:
@@ -116,8 +126,6 @@ def latency_vs_accuracy(report: RunReport, metric: str) -> bytes | None:
         rate = num(v.throughput)
         if rate is not None:
             tax.plot([rate], [err], color=colour, **style)
-            tax.annotate(v.name, (rate, err), xytext=offsets[i], textcoords="offset points", fontsize=8,
-                         color=colour, zorder=4)
             rates.append(rate)
     front = sorted((p50, err) for v, p50, err in points if v.pareto)
     if front:
@@ -198,7 +206,7 @@ def latency_distribution(report: RunReport) -> bytes | None:
     ax.boxplot([lat for _, lat in data], orientation="horizontal", whis=(1, 99), showfliers=False, widths=0.6,
                medianprops={"color": "black", "lw": 1.5})
     rng = np.random.default_rng(0)  # jitter only; fixed so the same report renders the same picture
-    for i, ((v, lat), colour) in enumerate(zip(data, colours), start=1):
+    for i, ((_, lat), colour) in enumerate(zip(data, colours), start=1):
         y = i + rng.uniform(-0.22, 0.22, size=len(lat))
         ax.scatter(lat, y, s=22, color=colour, alpha=0.7, zorder=3, linewidths=0)
         ax.text(1.0, i, f"  n={len(lat)}", va="center", fontsize=8, transform=ax.get_yaxis_transform())

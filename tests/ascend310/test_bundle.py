@@ -255,4 +255,5 @@ def test_pending_compile_with_tools_installed_later_says_how_to_recompile(tmp_pa
     compiled = plugin.porter_compile(target=target, model=model, workdir=_stage(tmp_path, "compile"), context=None)
     tb.install(tmp_path / "installed-later", monkeypatch)
     with pytest.raises(ToolMissingError, match="--force compile"):
-        plugin.porter_run(target=target, compiled=compiled, inputs=inputs, workdir=_stage(tmp_path, "run"), context=None)
+        plugin.porter_run(target=target, compiled=compiled, inputs=inputs, workdir=_stage(tmp_path, "run"),
+                          context=None)

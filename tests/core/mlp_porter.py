@@ -69,7 +69,8 @@ def _load(model_cfg) -> MLP:
 @hookimpl
 def porter_register_models():
     return [ModelSpec("mlp", "MLP classifier (test plugin)",
-                      options={"checkpoint": Option("path", required=True), "hidden": Option("int", 16, min=1, max=4096),
+                      options={"checkpoint": Option("path", required=True),
+                               "hidden": Option("int", 16, min=1, max=4096),
                                # seconds to sleep in a stage, so tests can interrupt it mid-way
                                "delays": Option("dict", {})},
                       export_options={"opset": Option("int", 13, min=7, max=20)})]
@@ -77,7 +78,8 @@ def porter_register_models():
 
 @hookimpl
 def porter_register_datasets():
-    return [DatasetSpec("blobs", "Gaussian blobs", options={"n": Option("int", 40, min=0, max=100_000), "seed": Option("int", 7, min=0),
+    return [DatasetSpec("blobs", "Gaussian blobs", options={"n": Option("int", 40, min=0, max=100_000),
+                                                          "seed": Option("int", 7, min=0),
                                                           "delay": Option("float", 0.0, min=0.0)})]
 
 

@@ -108,13 +108,15 @@ def handmade_report() -> RunReport:
                SampleScore("u3", "G O", "G O O", {"wer": 50.0, "cer": 33.3})]
     ref = VariantReport(name="framework_ref", reference=True, target="framework", passes=[], flags={},
                         metrics={"wer": 10.0, "cer": 4.0, "wer/unseen": 12.0},
-                        latency_ms=Latency(p50=40.0, p90=44.0, p99=50.0, samples=(38.0, 40.0, 41.0, 50.0)), throughput=25.0,
+                        latency_ms=Latency(p50=40.0, p90=44.0, p99=50.0, samples=(38.0, 40.0, 41.0, 50.0)),
+                        throughput=25.0,
                         stages=[_stage("preprocess", 1.0), _stage("run_reference", 2.0), _stage("score", 0.1)],
                         samples=samples[1:])
     fast = VariantReport(name="ort_int8<b>", reference=False, target="onnxruntime", passes=["split"],
                          flags={"quantize": "int8_dynamic"}, changed_flags={"quantize": "int8_dynamic"},
                          metrics={"wer": 11.0, "cer": 4.5, "wer/unseen": 13.0}, deltas={"wer": 1.0, "cer": 0.5},
-                         latency_ms=Latency(p50=8.0, p90=9.0, p99=15.0, samples=(7.0, 8.0, 8.5, 15.0)), throughput=120.0, run_memory_mb=30.0,
+                         latency_ms=Latency(p50=8.0, p90=9.0, p99=15.0, samples=(7.0, 8.0, 8.5, 15.0)),
+                         throughput=120.0, run_memory_mb=30.0,
                          compile_seconds=1.5, model_size_bytes=2_500_000,
                          stages=[_stage("preprocess", 1.0, hit=True), _stage("export", 3.0),
                                  _stage("graph_fix", 0.5), _stage("compile", 1.5), _stage("run", 0.4),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from porter.errors import EXIT_FAILURE, EXIT_USAGE
 

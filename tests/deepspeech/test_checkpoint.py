@@ -166,7 +166,8 @@ def test_lightning_nesting_round_trip(tmp_path, fake_v3_packages, bidirectional,
     assert_not_imported()
     assert loaded.labels == list(V3_LABELS)
     assert loaded.model_cfg == ModelConfig(rnn_type=rnn, hidden_size=24, hidden_layers=2,
-                                           bidirectional=bidirectional, lookahead_context=4 if not bidirectional else 20)
+                                           bidirectional=bidirectional,
+                                           lookahead_context=4 if not bidirectional else 20)
     assert loaded.spect_cfg == SpectConfig()
     assert (loaded.epoch, loaded.global_step) == (69, 7000)
     rebuilt = build_model(loaded)

@@ -93,7 +93,8 @@ def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsy
     assert budget["metrics"] == single["metrics"]
 
     # per-utterance probabilities agree within float rounding over each utterance's valid frames
-    run_dirs = {v: workspace / "artifacts" / "run" / next(s["key"] for s in variants[v]["stages"] if s["stage"] == "run")
+    run_dirs = {v: workspace / "artifacts" / "run" / next(s["key"] for s in variants[v]["stages"]
+                                                          if s["stage"] == "run")
                 for v in ("one_at_a_time", "bucketed")}
     for i in range(len(single["samples"])):
         a, b = read_sample(run_dirs["one_at_a_time"], i), read_sample(run_dirs["bucketed"], i)

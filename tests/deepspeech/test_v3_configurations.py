@@ -116,3 +116,45 @@ def test_onnx_export_equals_v3(made, spects, tmp_path):
     np.testing.assert_array_equal(out_lengths, their_lengths.numpy())
     for row, length in enumerate(their_lengths.tolist()):
         assert float(np.abs(probs[row, :length] - theirs[row, :length].numpy()).max()) <= 1e-4
+
+
+def test_recipe_on_a_unidirectional_gru_with_lookahead(tmp_path, capsys):
+    """The recipe path the fixture's bi-LSTM takes (reference, ONNX Runtime, the Ascend pass chain, bucketed
+    batches), on the configuration least like it: the same transcripts everywhere, every pass within tolerance."""
+    import json
+
+    import yaml
+
+    from porter.cli.main import main
+
+    cfg = CONFIGS["unidirectional_gru_lookahead"]
+    checkpoint = write_v3_checkpoint(tmp_path / "gru.ckpt", cfg, v3_state_dict(cfg, seed=7))
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("".join(f"{FIXTURE / f'{n}.wav'},{FIXTURE / f'{n}.txt'}\n" for n in UTTERANCES))
+    passes = ["cleanup", "fold_batchnorm_into_conv", "fold_batchnorm_into_lstm", "split_bidirectional_lstm",
+              "direction_sum_to_add", "cancel_transposes", "fold_batchnorm_into_matmul", "pad_rnn_to_multiple",
+              "cleanup"]
+    recipe = {
+        "name": "v3_gru",
+        "model": {"name": "deepspeech", "options": {"checkpoint": str(checkpoint)},
+                  "export": {"dynamic": False, "static_length": 160}},
+        "dataset": {"name": "an4", "options": {"manifest": str(manifest)}},
+        "target": {"name": "onnxruntime", "flags": {"warmup": 0}},
+        "metrics": ["wer", "cer"],
+        "variants": {"pytorch": {"reference": True}, "ort": {}, "ascend_passes": {"graph_fix": passes},
+                     "bucketed": {"model": {"export": {"dynamic": True}},
+                                  "target": {"flags": {"batching": "bucketed", "batch_size": 3}}}},
+    }
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    code = main(["run", str(path), "--workspace", str(tmp_path / "ws"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err + out
+    variants = {v["name"]: v for v in json.loads((tmp_path / "ws" / "report.json").read_text())["variants"]}
+    reference = [s["hypothesis"] for s in variants["pytorch"]["samples"]]
+    assert all(reference)
+    for name in ("ort", "ascend_passes", "bucketed"):
+        assert variants[name]["status"] == "ok"
+        assert [s["hypothesis"] for s in variants[name]["samples"]] == reference, name
+    assert all(r["check"]["max_abs_diff"] <= r["check"]["tolerance"] and not r["check"]["problem"]
+               for r in variants["ascend_passes"]["pass_records"])

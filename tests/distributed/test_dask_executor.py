@@ -42,12 +42,12 @@ def _run_outputs(workspace: Path, report) -> dict[str, str]:
 
 def assert_same_report(dist, dist_ws: Path, local, local_ws: Path) -> None:
     assert [v.name for v in dist.variants] == [v.name for v in local.variants]
-    for d, l in zip(dist.variants, local.variants):
-        assert d.status == l.status == "ok", (d.name, d.message)
-        assert d.metrics == l.metrics, d.name
-        assert d.artifacts == l.artifacts and d.artifacts, d.name  # export and compile file digests
-        assert [(s.id, s.hypothesis) for s in d.samples] == [(s.id, s.hypothesis) for s in l.samples]
-        assert [s.key for s in d.stages] == [s.key for s in l.stages]
+    for d, loc in zip(dist.variants, local.variants):
+        assert d.status == loc.status == "ok", (d.name, d.message)
+        assert d.metrics == loc.metrics, d.name
+        assert d.artifacts == loc.artifacts and d.artifacts, d.name  # export and compile file digests
+        assert [(s.id, s.hypothesis) for s in d.samples] == [(s.id, s.hypothesis) for s in loc.samples]
+        assert [s.key for s in d.stages] == [s.key for s in loc.stages]
     assert _run_outputs(dist_ws, dist) == _run_outputs(local_ws, local)
 
 

@@ -76,7 +76,8 @@ def porter_register_datasets():
         "references": Option("path", help="reference outputs in the same layout as inputs (arrays named like the "
                                           "model's outputs); without it, the framework reference run"),
         "limit": Option("int", min=1, help="use only the first N samples"),
-        "random_samples": Option("int", 8, min=1, max=100_000, help="how many random samples to draw when there are no inputs"),
+        "random_samples": Option("int", 8, min=1, max=100_000,
+                                 help="how many random samples to draw when there are no inputs"),
         "seed": Option("int", 0, min=0, max=2**32 - 1, help="seed of the random inputs"),
         "dims": Option("dict", {}, help="dynamic dim name -> size, for random inputs"),
     }, version=PLUGIN_VERSION)]

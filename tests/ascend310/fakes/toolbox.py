@@ -35,7 +35,8 @@ class FakeTools:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(PATH=f"{self.bin}:{SYSTEM_PATH}", PYTHONPATH=str(self.pylib), **{ARGV_LOG_VARIABLE: str(self.argv_log)})
+        env.update(PATH=f"{self.bin}:{SYSTEM_PATH}", PYTHONPATH=str(self.pylib),
+                   **{ARGV_LOG_VARIABLE: str(self.argv_log)})
         return env
 
     def calls(self, tool: str | None = None) -> list[list[str]]:
@@ -110,7 +111,8 @@ def tiny_onnx(path: Path, *, batch="batch", frames=FRAMES, seed=0) -> OnnxModel:
     return OnnxModel(
         path=path,
         inputs=(TensorSpec("spect", (batch, 1, FEATURES, frames), "float32"), TensorSpec("lengths", (batch,), "int32")),
-        outputs=(TensorSpec("probs", (batch, frames, CLASSES), "float32"), TensorSpec("out_lengths", (batch,), "int32")),
+        outputs=(TensorSpec("probs", (batch, frames, CLASSES), "float32"),
+                 TensorSpec("out_lengths", (batch,), "int32")),
         opset=13)
 
 
