@@ -25,11 +25,8 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "porter-numba"))
 
 from bench_recipe import DEFAULT_MAX_BATCH_FRAMES  # noqa: E402 - bench/ is on sys.path from here on
-from porter.cli.main import quiet_torch_cpp_warnings  # noqa: E402
+import porter_deepspeech  # noqa: E402,F401 - its import quiets torch's C++ exporter warnings before torch loads
 from porter.fsutil import atomic_write_text  # noqa: E402
-
-# as the porter command does, before anything imports torch: its exporter's C++ warnings would bury the figures
-quiet_torch_cpp_warnings()
 
 DEFAULT_RECIPE_CANDIDATES = ("deepspeech_an4.yaml", "default.yaml")
 

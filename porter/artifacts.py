@@ -112,7 +112,9 @@ class InputSet:
     the batch may differ between samples (e.g. time); batching zero-pads them to the batch's maximum.
     ``references`` holds the ground truth the score stage compares against (a transcript, a class label);
     ``groups`` optionally tags each sample with a subset name (e.g. a test split) so metrics can be reported per
-    subset as well as overall.
+    subset as well as overall. ``notes`` are sentences the report shows with every variant these inputs feed
+    (e.g. "dropped 5 transcript characters the labels cannot express"): what a reader of the figures should know
+    about the data, in the plugin's own words; ``details`` holds the same facts as data.
     """
 
     path: Path
@@ -121,6 +123,7 @@ class InputSet:
     references: tuple[Any, ...]
     groups: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.sample_ids)

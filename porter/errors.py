@@ -1,7 +1,6 @@
 """Errors porter reports to users, each with the exit code the CLI returns for it."""
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILURE = 1  # a stage failed while running
 EXIT_USAGE = 2  # bad input: recipe, checkpoint, data, options
 EXIT_BUDGET = 3  # a regression budget was broken
@@ -60,6 +59,3 @@ class StageError(PorterError):
         where = f"variant {variant!r}, " if variant else ""
         super().__init__(f"{where}stage {stage!r} failed in plugin {plugin!r}: {type(cause).__name__}: {cause}")
 
-
-class BudgetError(PorterError):
-    exit_code = EXIT_BUDGET

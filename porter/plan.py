@@ -56,16 +56,6 @@ class Plan:
     nodes: dict[str, StageNode]  # insertion order is a valid execution order
     paths: list[VariantPath]
 
-    def dependents(self, key: str) -> set[str]:
-        out: set[str] = set()
-        frontier = [key]
-        while frontier:
-            k = frontier.pop()
-            for node in self.nodes.values():
-                if k in node.inputs.values() and node.key not in out:
-                    out.add(node.key)
-                    frontier.append(node.key)
-        return out
 
 
 def _fingerprint_options(values: Mapping[str, Any], table: Mapping[str, Option]) -> dict:

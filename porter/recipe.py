@@ -5,12 +5,13 @@ import copy
 import importlib.util
 import pkgutil
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from porter.errors import InputError, RecipeError
+from porter.dask_address import check_address
 from porter.hashing import file_digest
 from porter.options import unknown_name_error, validate_options, yaml_float
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
@@ -58,7 +59,6 @@ class Recipe:
     executor: str = "local"
     address: str | None = None
     bundle: Path | None = None
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def reference(self) -> Variant | None:
@@ -241,9 +241,8 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         allow_missing_tools=allow_missing,
         budgets=tuple(budgets),
         executor=executor,
-        address=raw.get("address"),
+        address=check_address(raw.get("address"), base_dir=base_dir, file=file, field="address"),
         bundle=_path_field("bundle"),
-        raw=raw,
     )
 
 

@@ -48,10 +48,8 @@ def bundle_folder(target) -> Path | None:
 
 
 def _passes() -> Mapping[str, Any]:
-    try:
-        from porter_ascend310.passes import PASSES
-    except ImportError:
-        return {}
+    from porter_ascend310.passes import PASSES
+
     return PASSES
 
 

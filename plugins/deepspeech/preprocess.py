@@ -57,6 +57,7 @@ def an4_splits(options: Mapping) -> list[Split]:
         utterances = read_manifest(Path(manifest))
         source = f"manifest {manifest}"
     else:
+        assert tree is not None  # exactly one of manifest and an4_root, checked above
         utterances = read_an4_tree(Path(tree), split)
         source = f"AN4 tree {tree} ({split})"
     return [Split(name=split, utterances=_limited(utterances, options.get("limit")), source=source)]
@@ -66,7 +67,8 @@ def synth_splits(options: Mapping, *, progress: bool) -> list[Split]:
     """The ``an4_synth`` dataset: splits of the synthetic corpus, generated on first use and reused after."""
     from .synth import corpus
 
-    seed = int(options.get("seed") if options.get("seed") is not None else 1234)
+    given = options.get("seed")
+    seed = int(given) if given is not None else 1234
     root = Path(options["root"]) if options.get("root") else default_synth_root(seed)
     splits = list(options.get("splits") or SYNTH_DEFAULT_SPLITS)
     for name in splits:
@@ -163,12 +165,15 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
         frames.append(length)
 
     dropped = DroppedCharacters.tally(filtered_all)
+    notes = []
     if dropped.count:
         # the reference drops them silently; porter keeps the reference's behaviour but says so
         shown = ", ".join(f"{char!r} x{n}" for char, n in list(dropped.characters.items())[:10])
-        print(f"porter: deepspeech: dropped {dropped.count} transcript character(s) the labels cannot express, in "
-              f"{dropped.utterances} of {len(items)} utterance(s), as the reference does: {shown} "
-              "(listed under dropped_characters in the preprocess details)", file=sys.stderr)
+        note = (f"dropped {dropped.count} transcript character(s) the labels cannot express, in "
+                f"{dropped.utterances} of {len(items)} utterance(s), as the reference does: {shown}")
+        notes.append(note)
+        print(f"porter: deepspeech: {note} (listed under dropped_characters in the preprocess details)",
+              file=sys.stderr)
     if clipped:
         shown = ", ".join(f"{name} ({count})" for name, count in list(clipped.items())[:10])
         print(f"porter: deepspeech: clipped {sum(clipped.values())} float sample(s) beyond 16-bit full scale to it, "
@@ -186,7 +191,7 @@ def preprocess(splits: list[Split], *, checkpoint: Path, resample: bool, export:
     if device is not None:
         details["device_layout"] = device.describe(len(items))
     return InputSet(path=workdir, sample_ids=tuple(ids), input_names=("spect", "lengths"),
-                    references=tuple(references), groups=tuple(groups), details=details)
+                    references=tuple(references), groups=tuple(groups), details=details, notes=tuple(notes))
 
 
 def load_samples(utterance: Utterance, *, sample_rate: int, resample: bool) -> Audio:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 
@@ -43,22 +42,9 @@ def describe_error(exc: PorterError, recipe=None) -> str:
     return text
 
 
-def quiet_torch_cpp_warnings() -> None:
-    """Keep torch's C++ warnings at level ERROR unless the user chose a level.
-
-    The legacy ONNX exporter prints two "shape inference of prim::PackPadded type is missing" lines per LSTM on
-    every export straight from C++, past Python's warnings filters; the exported graphs are checked against
-    PyTorch anyway, so they are noise that buries the variants table. torch reads the level once, when it is
-    first imported, which is why this runs before any plugin loads. ``TORCH_CPP_LOG_LEVEL=WARNING`` brings them
-    back (Dask workers started from here inherit the setting).
-    """
-    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     show_tb = "--traceback" in argv
-    quiet_torch_cpp_warnings()
     args = None
     try:
         from porter.plugins import load_plugins

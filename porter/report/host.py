@@ -49,7 +49,8 @@ def _cpuinfo(path: Path = CPUINFO) -> tuple[str | None, set[str]]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None, set()
-    model, flags = None, set()
+    model: str | None = None
+    flags: set[str] = set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()

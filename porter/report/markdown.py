@@ -6,6 +6,8 @@ Cells are escaped for Markdown tables: model output may hold ``|``, backticks or
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from porter.report.html import fmt, grouped, op_changes
 from porter.report.model import RunReport
 from porter.report.pareto import default_accuracy_metric
@@ -20,7 +22,7 @@ def cell(value) -> str:
     return str(value).translate(_ESCAPES) if value not in (None, "") else "-"
 
 
-def md_table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> list[str]:
+def md_table(header: list[str], rows: list[list], numeric: Collection[int] = ()) -> list[str]:
     align = ["---:" if i in numeric else "---" for i in range(len(header))]
     return (["| " + " | ".join(cell(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
             + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows] + [""])
@@ -45,6 +47,7 @@ def _variants(report: RunReport) -> list[str]:
             out += [f"- **{cell(v.name)}: {cell(v.status)}**: {cell(v.message)}"]
     notes = [f"- {cell(v.name)}: {cell(v.details['random_inputs'])}" for v in report.variants
              if v.details.get("random_inputs")]
+    notes += [f"- {cell(v.name)}: {cell(note)}" for v in report.variants for note in v.details.get("notes", ())]
     if notes or any(v.status != "ok" for v in report.variants):
         out += notes + [""]
     return out

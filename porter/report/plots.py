@@ -76,15 +76,13 @@ def _label_offsets(points: list[tuple[float, float]], log_x: bool = False) -> li
     """Text offsets (points) for each point's label, all above their point: a label is raised one line for each
     earlier point at the same y that sits within a quarter of the axis' width, so tied variants' names stack
     instead of printing over each other."""
-    import math as _m
-
     def pos(x: float) -> float:
-        return _m.log10(x) if log_x and x > 0 else x
+        return math.log10(x) if log_x and x > 0 else x
 
     xs = [pos(x) for x, _ in points]
     width = (max(xs) - min(xs)) or 1.0
     out = []
-    for i, (x, y) in enumerate(points):
+    for i, (_, y) in enumerate(points):
         near = sum(1 for j in range(i) if round(points[j][1], 6) == round(y, 6)
                    and abs(xs[j] - xs[i]) / width < 0.25)
         out.append((6, 7 + 11 * near))

@@ -8,6 +8,8 @@ shows its last component. Colour only on a terminal; piped output is plain text,
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import math
 import shutil
 import textwrap
@@ -168,7 +170,7 @@ def fit_columns(cols: list[Column], width: int) -> tuple[list[Column], list[Colu
     return shown, [c for i, c in enumerate(cols) if c.subset and i not in keep]
 
 
-def format_table(header: list[str], rows: list[list[str]], *, numeric: set[int] = frozenset(),
+def format_table(header: list[str], rows: list[list[str]], *, numeric: Collection[int] = (),
                  color: bool = False) -> str:
     """Columns separated by two spaces, numbers right-aligned, a rule under the header."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]

@@ -3,17 +3,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-HERE = Path(__file__).parent
-RECIPES = HERE.parent.parent / "recipes"
-PLUGIN = RECIPES / "fragile_porter.py"  # shipped with recipes/precision_search.yaml
-if str(RECIPES) not in sys.path:  # so the tests can import the plugin's model builder
-    sys.path.append(str(RECIPES))
+from precision_support import PLUGIN
 
 
 class FragileProject:
@@ -54,5 +48,3 @@ class FragileProject:
 def fragile(tmp_path, capsys) -> FragileProject:
     return FragileProject(tmp_path, capsys)
 
-
-FP16 = {"graph_fix": ["split_and_rename", {"name": "emulate_fp16", "tolerance": 1.0}]}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import itertools
 
 import onnx
-from conftest import FP16
 from onnx import TensorProto, helper
+from precision_support import FP16
 
 from porter.precision.matching import match_tensors
 from porter.precision.provenance import (

@@ -7,8 +7,7 @@ import numpy as np
 import onnx
 import pytest
 import yaml
-from conftest import FP16
-from fragile_porter import build_model
+from precision_support import FP16, build_model
 
 from porter.errors import InputError
 from porter.precision.keeplist import KeepList, parse_keep_dtype

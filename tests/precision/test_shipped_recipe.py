@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import RECIPES
+from precision_support import RECIPES
 
 
 def test_shipped_recipe_loses_accuracy_in_fp16_and_the_searched_keep_list_restores_it(fragile, tmp_path):
