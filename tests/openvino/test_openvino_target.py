@@ -31,6 +31,7 @@ def test_flags_parity_int8_and_the_compile_cache(ds_project, capsys):
         "unsplit": {"target": {"flags": BUCKETED}},
         "split": {"graph_fix": SPLIT, "target": {"flags": BUCKETED}},
         "tuned": {"graph_fix": SPLIT, "target": {"flags": tuned}},
+        "static": {"graph_fix": SPLIT, "target": {"flags": {**BUCKETED, "batch_size": 2, "static_shapes": True}}},
         "int8": {"graph_fix": SPLIT, "target": {"flags": {"quantize": "int8", "subset_size": 3, "preset": "mixed",
                                                            "ignored_scope": {"types": ["Softmax"]}}}},
         "int8_ac": {"graph_fix": SPLIT, "target": {"flags": {"quantize": "int8_accuracy_control", "subset_size": 3,
@@ -55,6 +56,11 @@ def test_flags_parity_int8_and_the_compile_cache(ds_project, capsys):
     assert checks["openvino alone vs exported ONNX"]["max_abs_diff"] < 1e-4
     assert good["metrics"] == v["pytorch"]["metrics"]
     assert good["details"]["run"]["batches"] == 1 and good["details"]["run"]["loaded_from_cache"] is True
+
+    # static shapes: one reshaped compile per distinct batch shape, the same transcripts
+    static = v["static"]
+    assert static["status"] == "ok" and static["details"]["run"]["shape_compiles"] == 2
+    assert static["metrics"] == good["metrics"]
 
     # every flag is read back from the compiled model, not echoed from the recipe
     compiled = v["tuned"]["details"]["compile"]
