@@ -116,6 +116,7 @@ def test_bundle_written_when_atc_is_missing(tmp_path, host):
                     assert (where / path).exists() or path in produced, f"run.sh names missing {path}"
 
 
+@pytest.mark.slow
 def test_returned_outputs_parse_back_to_onnx_runtime(tmp_path, host):
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     inputs = tb.tiny_inputs(tmp_path / "inputs", lengths=(6, 3, 5))
@@ -146,6 +147,7 @@ def test_returned_outputs_parse_back_to_onnx_runtime(tmp_path, host):
     assert len(host.calls("atc")) == 2
 
 
+@pytest.mark.slow
 def test_compiled_here_but_runner_missing(tmp_path, host, monkeypatch):
     here = tb.install(tmp_path / "atc-only", monkeypatch, tools=("atc",))
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)

@@ -112,3 +112,19 @@ def test_unknown_and_out_of_range_flags_are_recipe_errors(ds_project, capsys):
     _, out = run_recipe(ds_project, capsys, recipe({"x": {"target": {"flags": {"inference_precision": "int4"}}}}),
                         name="choice.yaml", workspace="ws_choice", expect=2)
     assert "allowed: f32, bf16, f16" in out
+
+
+def test_plugins_and_doctor_show_openvino_version_device_and_capabilities(capsys, monkeypatch):
+    import openvino as ov
+
+    from porter.cli.main import main
+
+    monkeypatch.delenv("PORTER_OPENVINO_CAPABILITIES", raising=False)
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    for command in ("plugins", "doctor"):
+        capsys.readouterr()
+        assert main([command]) == 0
+        out = capsys.readouterr().out
+        assert f"openvino: {ov.get_version()}" in out
+        assert "openvino device: CPU: " in out
+        assert f"openvino OPTIMIZATION_CAPABILITIES: {', '.join(sorted(capabilities))}" in out

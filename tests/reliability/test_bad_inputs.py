@@ -808,6 +808,7 @@ def test_resample_option_converts_other_sample_rates(case):
     assert description["details"]["sample_rate"] == SAMPLE_RATE
 
 
+@pytest.mark.slow
 def test_transcript_characters_outside_the_labels_are_dropped_and_reported(case):
     manifest = case.manifest(transcript="YES! 42 ÉTÉ".encode())
     code, out, err = case.porter(*case.run_args(case.ds_recipe(manifest=manifest)))
