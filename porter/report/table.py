@@ -246,7 +246,8 @@ def render_table(report: RunReport, *, width: int | None = None, wide: bool = Fa
         if "flags" not in shown_keys and any(cell != "-" for cell in flags.cells):
             # no room for a flags column: the variants that have distinct flags, one line each
             out.append("")
-            out += [textwrap.shorten(f"{v.name}: " + cell.replace(",", ", "), width=width, placeholder=" …")
+            out += [textwrap.fill(f"{v.name}: " + cell.replace(",", ", "), width=width, subsequent_indent="    ",
+                                  break_long_words=False)
                     for v, cell in zip(report.variants, flags.cells) if cell != "-"]
         notes = []
         if any(v.pareto for v in report.variants):
