@@ -8,6 +8,9 @@ Variants (all on the onnxruntime target unless noted):
   bucketed       dynamic batch/time axes, utterances sorted by length and batched (bench 2, 5)
   int8_bucketed  int8 dynamic quantisation of the weights + bucketed batching (bench 3)
   bucketed_frames_N  bucketed with a frame budget of N (0: none) instead of bucketed's: the batching sweep
+  openvino_bf16_bucketed  the openvino target, bf16, bucketed, after split_bidirectional_lstm + direction_sum_to_add
+                 (OpenVINO's bidirectional LSTM mishandles padded batches without them) (bench 7)
+  openvino_int8_bucketed  the same with NNCF int8 on top (bench 7)
 """
 from __future__ import annotations
 
@@ -25,6 +28,12 @@ TIMED_VARIANTS = (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED)
 # a batch holds at most as many padded frames as two of the seed's inputs (the default recipe's setting)
 DEFAULT_MAX_BATCH_FRAMES = 2 * SEED_LENGTH
 SWEEP_PREFIX = "bucketed_frames_"
+OPENVINO_BF16, OPENVINO_INT8 = "openvino_bf16_bucketed", "openvino_int8_bucketed"
+OPENVINO_VARIANTS = (OPENVINO_BF16, OPENVINO_INT8)
+OPENVINO_PASSES = ["split_bidirectional_lstm", "direction_sum_to_add"]
+# the int8 flags the default recipe uses (README, OpenVINO section: what was tried and why these)
+OPENVINO_INT8_FLAGS = {"quantize": "int8", "inference_precision": "bf16", "subset_size": 16,
+                       "ignored_scope": {"types": ["LSTMSequence"]}}
 
 
 def sweep_variant(max_batch_frames: int) -> str:
@@ -72,6 +81,18 @@ def ascend_pass_names(chain=ASCEND_CHAIN) -> list[str]:
     return [name for name in chain if name in registered]
 
 
+def _has_openvino() -> bool:
+    from porter.plugins import load_plugins
+
+    return "openvino" in load_plugins().registry.specs["targets"]
+
+
+def _registered_passes() -> set[str]:
+    from porter.plugins import load_plugins
+
+    return set(load_plugins().registry.specs["passes"])
+
+
 def write_recipe(path: Path, *, checkpoint: Path, limit: int | None, batch_size: int, passes: list[str],
                  max_batch_frames: int = DEFAULT_MAX_BATCH_FRAMES, frame_budgets: tuple[int, ...] = (),
                  warmup: int = 2) -> Path:
@@ -100,10 +121,19 @@ def write_recipe(path: Path, *, checkpoint: Path, limit: int | None, batch_size:
                 "model": dynamic, "target": {"flags": {**bucketed, "max_batch_frames": budget}}}
     if passes:
         recipe["variants"][SEED_FIXED] = {"model": static, "graph_fix": list(passes)}
+    if _has_openvino():
+        ov_passes = [p for p in OPENVINO_PASSES if p in _registered_passes()]
+        recipe["variants"][OPENVINO_BF16] = {
+            "model": dynamic, "graph_fix": ov_passes,
+            "target": {"name": "openvino", "flags": {**bucketed, "inference_precision": "bf16", "warmup": warmup}}}
+        recipe["variants"][OPENVINO_INT8] = {
+            "model": dynamic, "graph_fix": ov_passes,
+            "target": {"name": "openvino", "flags": {**bucketed, **OPENVINO_INT8_FLAGS, "warmup": warmup}}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
 
 
-__all__ = ["demo_checkpoint", "ascend_pass_names", "write_recipe", "sweep_variant", "SWEEP_PREFIX", "TIMED_VARIANTS",
+__all__ = ["OPENVINO_BF16", "OPENVINO_INT8", "OPENVINO_VARIANTS",
+           "demo_checkpoint", "ascend_pass_names", "write_recipe", "sweep_variant", "SWEEP_PREFIX", "TIMED_VARIANTS",
            "ASCEND_CHAIN", "DEFAULT_MAX_BATCH_FRAMES"]

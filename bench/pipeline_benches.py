@@ -18,7 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_recipe import BUCKETED, INT8_BUCKETED, REFERENCE, SEED, SEED_FIXED, SWEEP_PREFIX
+from bench_recipe import (BUCKETED, INT8_BUCKETED, OPENVINO_VARIANTS, REFERENCE, SEED, SEED_FIXED,
+                          SWEEP_PREFIX)
 from timing import of_values, ratio
 
 HERE = Path(__file__).resolve().parent
@@ -111,7 +112,7 @@ def run(*, recipe: Path, workspace: Path, repeats: int, memory_repeats: int, wei
         write_outputs(report, report_dir)
     names = [v.name for v in report.variants]
     sweep = [n for n in names if n.startswith(SWEEP_PREFIX)]
-    timed = [n for n in (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED) if n in names] + sweep
+    timed = [n for n in (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED, *OPENVINO_VARIANTS) if n in names] + sweep
     speed = timed_runs(recipe, workspace, timed, repeats)
     mem = memory(recipe, workspace, [SEED, BUCKETED, *sweep], memory_repeats)
 
@@ -158,6 +159,7 @@ def run(*, recipe: Path, workspace: Path, repeats: int, memory_repeats: int, wei
     else:
         out["bench4_graph_fixed_vs_unfixed"] = {"skipped": "no Ascend graph passes are registered"}
     out["memory"] = mem
+    out["bench7_openvino_vs_seed"] = _openvino_bench(report, out, tput)
     # batch size against memory: every bucketed configuration, by its frame budget
     rows = []
     for name in sorted([BUCKETED, *sweep], key=lambda n: report.variant(n).flags.get("max_batch_frames") or 1e9):
@@ -180,6 +182,29 @@ def run(*, recipe: Path, workspace: Path, repeats: int, memory_repeats: int, wei
     return out
 
 
+def _openvino_bench(report, out: dict, tput) -> dict:
+    """Bench 7: the best OpenVINO variant (highest throughput among those within the ΔWER goal) against the
+    seed's method, on the same utterances in the same run."""
+    measured = [n for n in OPENVINO_VARIANTS if n in out["speed"]]
+    if not measured:
+        return {"skipped": "the openvino target is not installed"}
+    seed = out["accuracy"][SEED]
+    rows = {}
+    for name in measured:
+        acc = out["accuracy"][name]
+        compiled = report.variant(name).details.get("compile", {})
+        rows[name] = {"utterances_per_s": tput(name), "throughput_vs_seed": ratio(tput(name), tput(SEED)),
+                      "delta_wer_vs_seed": None if acc["wer"] is None else acc["wer"] - seed["wer"],
+                      "delta_wer_vs_reference": acc["delta_wer"], "precision": compiled.get("precision"),
+                      "runtime_summary": compiled.get("runtime_summary")}
+    within = [n for n in measured if rows[n]["delta_wer_vs_seed"] is not None
+              and abs(rows[n]["delta_wer_vs_seed"]) <= 0.5]
+    best = max(within or measured, key=lambda n: rows[n]["utterances_per_s"])
+    return {"variants": rows, "best": best, "throughput_ratio": rows[best]["throughput_vs_seed"],
+            "delta_wer_vs_seed": rows[best]["delta_wer_vs_seed"], "goal": ">= 6x with delta WER <= 0.5 (aim 8x)",
+            "goal_met": bool(within) and rows[best]["throughput_vs_seed"] >= 6.0}
+
+
 def summary(r: dict) -> list[str]:
     s, b2, b3, b4, b5 = r["speed"], r["bench2_bucketed_vs_seed"], r["bench3_int8_bucketed_vs_seed"], \
         r["bench4_graph_fixed_vs_unfixed"], r["bench5_memory_bucketed_vs_batch1"]
@@ -191,7 +216,7 @@ def summary(r: dict) -> list[str]:
                 f"CER {a['cer']:6.2f}" if name in s else f"  {name}: not timed")
 
     lines = [f"benches 2-5: {r['utterances']} utterances ({r['weights']}), bucketed batch size {r['batch_size']}"]
-    lines += [line(n) for n in (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED) if n in s]
+    lines += [line(n) for n in (SEED, SEED_FIXED, BUCKETED, INT8_BUCKETED, *OPENVINO_VARIANTS) if n in s]
     lines += [
         f"bench 2: bucketed vs seed: {b2['throughput_ratio']:.2f}x throughput (goal >= 3x); WER/CER identical: "
         f"{b2['wer_cer_identical']}, transcripts identical: {b2['transcripts_identical']}",
@@ -208,6 +233,15 @@ def summary(r: dict) -> list[str]:
     lines.append(f"bench 5: run-stage memory bucketed {m[BUCKETED]['run_stage_added_mb']['median']:.0f} MB vs "
                  f"batch 1 {m[SEED]['run_stage_added_mb']['median']:.0f} MB: {b5['run_stage_added_ratio']:.2f}x "
                  f"(goal <= 1.5x); whole-process peak {b5['process_peak_ratio']:.2f}x")
+    b7 = r.get("bench7_openvino_vs_seed", {})
+    if "best" in b7:
+        lines.append(f"bench 7: best OpenVINO variant ({b7['best']}) vs seed: {b7['throughput_ratio']:.2f}x "
+                     f"(goal >= 6x, aim 8x); ΔWER vs seed {b7['delta_wer_vs_seed']:+.2f} (goal <= 0.5): "
+                     f"{'met' if b7['goal_met'] else 'MISSED'}")
+        for name, row in b7["variants"].items():
+            lines.append(f"  {name}: {row['throughput_vs_seed']:.2f}x, ran {row['precision']}")
+    elif b7:
+        lines.append(f"bench 7: skipped ({b7['skipped']})")
     if len(r.get("batching_sweep", ())) > 1:
         lines.append("batching sweep (bucketed, fp32): frame budget, batches, utt/s and x seed, run-stage MB and "
                      "x seed")

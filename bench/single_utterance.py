@@ -66,7 +66,30 @@ def _onnx_runtime_latencies(model, spect: np.ndarray, frames: int, repeats: int,
     (workdir / "run").mkdir()
     outputs = ort_target.porter_run(target=target, compiled=compiled, inputs=inputs, workdir=workdir / "run")
     latencies = of_values([ms / 1000 for ms in outputs.timing.latencies_ms], "s")
-    return latencies, outputs.load(0)["probs"], compiled
+    return latencies, outputs.load(0)["probs"], compiled, exported, inputs
+
+
+def _openvino_latencies(exported, inputs, precision: str, workdir: Path):
+    """The same export and utterance through porter's openvino target (compile with its parity-free hook,
+    then run), at ``precision``; None when OpenVINO is not installed."""
+    try:
+        from porter_openvino import plugin as ov_target
+        from porter_openvino.flags import FLAGS
+    except ImportError:
+        return None
+    from porter.specs import TargetConfig
+
+    flags = {name: option.default for name, option in FLAGS.items()}
+    flags.update(warmup=2, inference_precision=precision)
+    target = TargetConfig(name=ov_target.TARGET, flags=flags)
+    (workdir / f"ov_{precision}").mkdir()
+    compiled = ov_target.porter_compile(target=target, model=exported, inputs=inputs, evaluate=None,
+                                        workdir=workdir / f"ov_{precision}")
+    (workdir / f"ov_{precision}_run").mkdir()
+    outputs = ov_target.porter_run(target=target, compiled=compiled, inputs=inputs,
+                                   workdir=workdir / f"ov_{precision}_run")
+    return (of_values([ms / 1000 for ms in outputs.timing.latencies_ms], "s"), outputs.load(0)["probs"],
+            compiled.details.get("precision"))
 
 
 def run(*, hidden: int, layers: int, frames: int, repeats: int, matmul_size: int) -> dict:
@@ -81,8 +104,10 @@ def run(*, hidden: int, layers: int, frames: int, repeats: int, matmul_size: int
         eager = time_calls(lambda: model(spect_t, lengths_t), repeats=repeats, warmup=2)
         eager_probs = model(spect_t, lengths_t)[0].numpy()
     with tempfile.TemporaryDirectory(prefix="porter-bench1-") as tmp:
-        ort, ort_probs, compiled = _onnx_runtime_latencies(model, spect, frames, repeats, Path(tmp))
+        ort, ort_probs, compiled, exported, inputs = _onnx_runtime_latencies(model, spect, frames, repeats,
+                                                                             Path(tmp))
         onnx_mb = compiled.size_bytes / 1e6
+        openvino = {p: _openvino_latencies(exported, inputs, p, Path(tmp)) for p in ("f32", "bf16")}
     peak_after = matmul_peak(matmul_size, repeats=repeats)
     # the machine is shared: the better of the two peak measurements is the attainable one
     peak = max(peak_before["gflops_per_s"], peak_after["gflops_per_s"])
@@ -108,6 +133,15 @@ def run(*, hidden: int, layers: int, frames: int, repeats: int, matmul_size: int
         "torch_threads": torch.get_num_threads(),
     }
     result["floor_met"] = result["speedup_onnxruntime_vs_eager"] >= 1.0
+    for precision, measured in openvino.items():
+        if measured is None:
+            result[f"openvino_{precision}"] = {"skipped": "OpenVINO is not installed"}
+            continue
+        latencies, probs, ran = measured
+        agreement = compare_tensors("probs", ort_probs, probs)
+        result[f"openvino_{precision}"] = {**achieved(latencies), "precision_ran": ran,
+                                           "max_abs_diff_probs_vs_onnxruntime": worst_difference([agreement]),
+                                           "speedup_vs_onnxruntime": ratio(ort.median, latencies.median)}
     return result
 
 
@@ -125,6 +159,11 @@ def summary(r: dict) -> list[str]:
         f"  ONNX Runtime vs eager: {r['speedup_onnxruntime_vs_eager']:.2f}x "
         f"(floor 1.0x: {'met' if r['floor_met'] else 'MISSED'}); max |probs diff| {r['max_abs_diff_probs']:.2g}"
         + (f" ({r['probs_problem']})" if r.get("probs_problem") else ""),
+    ] + [
+        f"  OpenVINO {p:<5}: {v['seconds']['median'] * 1000:8.1f} ms  ran {v['precision_ran']}, "
+        f"{v['speedup_vs_onnxruntime']:.2f}x ONNX Runtime; max |probs diff| vs ONNX Runtime "
+        f"{v['max_abs_diff_probs_vs_onnxruntime']:.2g}" if "seconds" in v else f"  OpenVINO {p}: {v['skipped']}"
+        for p, v in ((p, r[f"openvino_{p}"]) for p in ("f32", "bf16") if f"openvino_{p}" in r)
     ]
 
 

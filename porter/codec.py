@@ -52,7 +52,9 @@ def decode(data: Any, base: Path | None = None) -> Any:
             p = Path(data["__path__"])
             return (base / p) if data.get("relative") and base is not None else p
         if "__type__" in data:
-            cls = _TYPES[data["__type__"]]
+            cls = _TYPES.get(data["__type__"]) if isinstance(data["__type__"], str) else None
+            if cls is None:
+                raise ValueError(f"unknown artifact type {data['__type__']!r}")
             hints = typing.get_type_hints(cls)
             kwargs = {}
             for f in dataclasses.fields(cls):
@@ -62,11 +64,29 @@ def decode(data: Any, base: Path | None = None) -> Any:
                 if isinstance(value, list) and "tuple" in str(hints.get(f.name, "")):
                     value = tuple(value)
                 kwargs[f.name] = value
-            return cls(**kwargs)
+            try:
+                return cls(**kwargs)
+            except TypeError as exc:  # a required field missing, or one the type does not have
+                raise ValueError(f"{cls.__name__}: {exc}") from None
         return {k: decode(v, base) for k, v in data.items()}
     if isinstance(data, list):
         return [decode(v, base) for v in data]
     return data
+
+
+def decode_artifact(data: Any, base: Path | None = None) -> Any:
+    """A stored ``artifact.json`` value back as the typed artifact it was; ValueError when it is not one (an
+    unknown ``__type__``, a missing field, a path that is not a path), so the store can compute it again."""
+    value = decode(data, base)
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        raise ValueError(f"expected a stored artifact, got {type(value).__name__}")
+    hints = typing.get_type_hints(type(value))
+    for f in dataclasses.fields(value):
+        field_value = getattr(value, f.name)
+        if "Path" in str(hints.get(f.name, "")) and not isinstance(field_value, Path) \
+                and not (field_value is None and "None" in str(hints.get(f.name, ""))):
+            raise ValueError(f"{type(value).__name__}.{f.name} is {field_value!r}, not a path")
+    return value
 
 
 def canonical_json(data: Any) -> str:

@@ -214,6 +214,16 @@ def porter_stage_resources(stage: str, target: TargetConfig | None) -> Mapping[s
 
 
 @hookspec
+def porter_stage_started(stage: str, plugin: str, variant: str | None, workdir: Path) -> None:
+    """Observe a stage about to compute (not one read from the cache), in the process that runs it.
+
+    Called on every plugin, whoever owns the stage, so tracing, logging or test plugins can watch any stage
+    without answering for it. ``stage`` and ``plugin`` name the stage and the plugin that owns it; ``workdir``
+    is the stage's fresh temporary folder. Returns nothing.
+    """
+
+
+@hookspec
 def porter_stage_error(stage: str, plugin: str, variant: str | None, error: BaseException) -> None:
     """Observe a stage failure. Called once, before porter reports the error and stops. Returns nothing."""
 

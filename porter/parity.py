@@ -22,10 +22,11 @@ from porter.onnx_io import feeds_for, model_io, session
 
 # fp32 compilers reorder sums and fuse ops: differences of 1e-6..1e-5 on probabilities are normal
 EXACT_TOLERANCE = 1e-4
-# bf16 keeps 8 mantissa bits and int8 quantises activations: on DeepSpeech's probabilities they move a frame's
-# probability by up to a few hundredths, while broken padded-batch handling moves it by tenths. Their WER
-# difference is what the report shows; this only catches a compiler that computes something else
-ESTIMATE_TOLERANCE = 0.1
+# bf16 keeps 8 mantissa bits and int8 quantises activations. Measured on the demo DeepSpeech's probabilities
+# (4 real utterances, max abs against the fp32 export): OpenVINO bf16 0.021, ONNX Runtime int8_dynamic 0.12, NNCF
+# int8 of every layer 0.19; OpenVINO's padded-batch bidirectional LSTM bug 0.78. Their WER difference is what the
+# report shows; this only catches a compiler that computes something else
+ESTIMATE_TOLERANCE = 0.25
 # how far down the input set to look for samples of different lengths
 _LOOK_AHEAD = 8
 

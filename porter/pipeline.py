@@ -14,6 +14,7 @@ from porter import __version__
 from porter.artifacts import Metrics, OutputSet
 from porter.errors import InputError
 from porter.exec import NodeResult, get_executor
+from porter.dask_address import check_address
 from porter.plan import Plan, build_plan
 from porter.options import unknown_name_error
 from porter.plugins import PluginSet, load_plugins
@@ -108,7 +109,8 @@ def run_recipe(recipe_path, *, workspace: Path | None = None, force_stages=(), f
     ws = Workspace(recipe.workspace)
     ws.sweep_temporaries()
     exec_name = executor or recipe.executor
-    runner = get_executor(exec_name, address or recipe.address)
+    # the command line's --address is checked here (the recipe's was when it was validated), before Dask waits on it
+    runner = get_executor(exec_name, check_address(address, field="--address") if address else recipe.address)
     with _importable_from(recipe.path.parent):
         results = runner.execute(plan, plugins, ws, force_stages=frozenset(force_stages), force_all=force_all,
                                  progress=progress)

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from porter.errors import InputError, RecipeError
+from porter.dask_address import check_address
 from porter.hashing import file_digest
 from porter.options import unknown_name_error, validate_options, yaml_float
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
@@ -240,7 +241,7 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         allow_missing_tools=allow_missing,
         budgets=tuple(budgets),
         executor=executor,
-        address=raw.get("address"),
+        address=check_address(raw.get("address"), base_dir=base_dir, file=file, field="address"),
         bundle=_path_field("bundle"),
     )
 

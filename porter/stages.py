@@ -57,6 +57,8 @@ def run_node(node: StageNode, upstream: dict, plugins, workspace: Workspace, *, 
             with measure() as m:
                 context = StageContext(stage=node.stage, workspace=workspace.root, recipe_path=node.recipe_path,
                                        variant=variant)
+                plugins.hook.porter_stage_started(stage=node.stage, plugin=node.plugin, variant=variant,
+                                                  workdir=workdir)
                 value = _call_stage(node, upstream, plugins, workdir, context)
             art_digest = _artifact_digest(value)
             record = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "added_mb": m.added_mb,

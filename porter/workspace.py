@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from porter.codec import decode, encode
+from porter.codec import decode, decode_artifact, encode
 from porter.fsutil import atomic_write_text, file_lock, fsync_dir, in_writable, make_dirs
 from porter.hashing import file_digest
 
@@ -60,6 +60,23 @@ def _damaged_file(folder: Path, stamps) -> str | None:
     return None
 
 
+_RECORD_NUMBERS = ("seconds", "peak_rss_mb", "added_mb")
+
+
+def _record_problem(data) -> str:
+    """Why a parsed artifact.json is not one porter wrote, or ""."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    if "value" not in data:
+        return "it has no 'value'"
+    for name in _RECORD_NUMBERS:
+        if name in data and (isinstance(data[name], bool) or not isinstance(data[name], (int, float))):
+            return f"{name} is {data[name]!r}, not a number"
+    if not isinstance(data.get("artifact_digest", ""), str):
+        return f"artifact_digest is {data['artifact_digest']!r}, not a string"
+    return ""
+
+
 class Workspace:
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
@@ -78,22 +95,36 @@ class Workspace:
             return None
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return self._recompute(stage, key, f"cannot be read: {ARTIFACT_FILE} is not JSON ({exc})")
+        problem = _record_problem(data)
+        if problem:
+            return self._recompute(stage, key, f"cannot be read: {problem}")
         damaged = _damaged_file(final, data.get("files"))
         if damaged is not None:
-            if (stage, key) not in self._reported_damage:
-                self._reported_damage.add((stage, key))
-                print(f"porter: the cached {stage} artifact in {final} was changed since it was stored "
-                      f"({damaged}); computing it again", file=sys.stderr)
-            return None
-        return decode(data["value"], final)
+            return self._recompute(stage, key, f"was changed since it was stored ({damaged})")
+        try:
+            return decode_artifact(data["value"], final)
+        except (ValueError, TypeError, AttributeError) as exc:
+            # a hand-edited or foreign artifact.json is like a changed file: compute it again, never crash on it
+            return self._recompute(stage, key, f"cannot be read: its value does not decode ({exc})")
+
+    def _recompute(self, stage: str, key: str, why: str) -> None:
+        """Say once per run why a cached artifact is not used (the stage then computes and replaces it)."""
+        if (stage, key) not in self._reported_damage:
+            self._reported_damage.add((stage, key))
+            print(f"porter: the cached {stage} artifact in {self.artifact_dir(stage, key)} {why}; computing it "
+                  "again", file=sys.stderr)
+        return None
 
     def record(self, stage: str, key: str) -> dict | None:
+        """The stored record (timings, digest) of an artifact :meth:`lookup` accepted, or None."""
         meta = self.artifact_dir(stage, key) / ARTIFACT_FILE
-        if not meta.is_file():
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
-        return json.loads(meta.read_text(encoding="utf-8"))
+        return data if not _record_problem(data) else None
 
     @contextlib.contextmanager
     def lock(self, stage: str, key: str) -> Iterator[None]:

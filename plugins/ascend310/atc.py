@@ -487,23 +487,35 @@ def validate_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
     return present
 
 
-def build_atc_argv(onnx_path: Path | str, output_stem: Path | str, inputs: Sequence[TensorSpec],
-                   flags: Mapping[str, Any], *, atc: str = "atc", detected_cann: str | None = None,
-                   path_text: Callable[[Path], str] = str) -> list[str]:
-    """The full atc argument list for one compile.
+@dataclass(frozen=True)
+class CheckedFlags:
+    """A compile's flags after the one validation: the set flags, and the shapes and profiles they give."""
 
-    ``output_stem`` is atc's --output (atc appends ".om"). ``path_text`` renders file options (bundle.py passes
-    one that copies the file into the bundle and returns its bundle-relative path).
-    """
+    flags: Mapping[str, Any]  # the flags the recipe set, each checked
+    input_format: str
+    input_shapes: dict[str, list[int]]
+    dynamic: DynamicShapes | None
+
+
+def check_flags(inputs: Sequence[TensorSpec], flags: Mapping[str, Any],
+                detected_cann: str | None = None) -> CheckedFlags:
+    """Every check on a compile's flags, in one place: names, values, cross-option rules, shapes, profiles."""
     present = validate_flags(flags)
     input_format = present.get("input_format") or default_input_format(present)
     shapes = derive_input_shapes(inputs, present, input_format)
-    check_dynamic(present, shapes)
-    input_shape = render_input_shape(shapes)
+    dynamic = check_dynamic(present, shapes)
+    check_dynamic_dims_width(present, dynamic, detected_cann)
+    uses_aoe(present, detected_cann)  # a tuning flag needs to know the CANN version
+    return CheckedFlags(flags=present, input_format=input_format, input_shapes=shapes, dynamic=dynamic)
+
+
+def _atc_argv(checked: CheckedFlags, onnx_path: Path | str, output_stem: Path | str, *, atc: str,
+              detected_cann: str | None, path_text: Callable[[Path], str]) -> list[str]:
+    present = checked.flags
     argv = [atc, f"--framework={FRAMEWORK_ONNX}", f"--model={onnx_path}", f"--output={output_stem}",
             f"--soc_version={option_text(ATC_OPTIONS['soc_version'], present.get('soc_version', 'Ascend310'))}",
-            f"--input_format={option_text(ATC_OPTIONS['input_format'], input_format)}",
-            f"--input_shape={input_shape}",
+            f"--input_format={option_text(ATC_OPTIONS['input_format'], checked.input_format)}",
+            f"--input_shape={render_input_shape(checked.input_shapes)}",
             f"--log={option_text(ATC_OPTIONS['log'], present.get('log', 'error'))}"]
     for name, option in ATC_OPTIONS.items():
         if name in ("soc_version", "input_format", "input_shape", "log") or name not in present:
@@ -516,6 +528,33 @@ def build_atc_argv(onnx_path: Path | str, output_stem: Path | str, inputs: Seque
     return argv
 
 
+def _aoe_argvs(checked: CheckedFlags, onnx_path: Path | str, *, aoe: str, detected_cann: str | None,
+               path_text: Callable[[Path], str]) -> list[list[str]]:
+    present = checked.flags
+    if not uses_aoe(present, detected_cann):
+        return []
+    common = [f"--framework={FRAMEWORK_ONNX}", f"--model={onnx_path}",
+              f"--input_format={option_text(ATC_OPTIONS['input_format'], checked.input_format)}",
+              f"--input_shape={render_input_shape(checked.input_shapes)}",
+              f"--log={option_text(ATC_OPTIONS['log'], present.get('log', 'error'))}"]
+    for name, option in ATC_OPTIONS.items():
+        if option.aoe and name in present and name not in ("input_format", "input_shape", "log"):
+            common.append(f"--{name}={option_text(option, present[name], path_text)}")
+    return [[aoe, *common[:2], f"--job_type={job}", *common[2:]] for job in aoe_job_types(present)]
+
+
+def build_atc_argv(onnx_path: Path | str, output_stem: Path | str, inputs: Sequence[TensorSpec],
+                   flags: Mapping[str, Any], *, atc: str = "atc", detected_cann: str | None = None,
+                   path_text: Callable[[Path], str] = str) -> list[str]:
+    """The full atc argument list for one compile.
+
+    ``output_stem`` is atc's --output (atc appends ".om"). ``path_text`` renders file options (bundle.py passes
+    one that copies the file into the bundle and returns its bundle-relative path).
+    """
+    return _atc_argv(check_flags(inputs, flags, detected_cann), onnx_path, output_stem, atc=atc,
+                     detected_cann=detected_cann, path_text=path_text)
+
+
 def build_aoe_argvs(onnx_path: Path | str, inputs: Sequence[TensorSpec], flags: Mapping[str, Any], *,
                     aoe: str = "aoe", detected_cann: str | None = None,
                     path_text: Callable[[Path], str] = str) -> list[list[str]]:
@@ -525,19 +564,8 @@ def build_aoe_argvs(onnx_path: Path | str, inputs: Sequence[TensorSpec], flags: 
     every option whose ``aoe`` is set), so it tunes the graph atc then compiles; the tuned knowledge lands in
     its repository, which that compile picks up. Returns [] when no aoe run is needed.
     """
-    present = validate_flags(flags)
-    if not uses_aoe(present, detected_cann):
-        return []
-    input_format = present.get("input_format") or default_input_format(present)
-    shapes = derive_input_shapes(inputs, present, input_format)
-    common = [f"--framework={FRAMEWORK_ONNX}", f"--model={onnx_path}",
-              f"--input_format={option_text(ATC_OPTIONS['input_format'], input_format)}",
-              f"--input_shape={render_input_shape(shapes)}",
-              f"--log={option_text(ATC_OPTIONS['log'], present.get('log', 'error'))}"]
-    for name, option in ATC_OPTIONS.items():
-        if option.aoe and name in present and name not in ("input_format", "input_shape", "log"):
-            common.append(f"--{name}={option_text(option, present[name], path_text)}")
-    return [[aoe, *common[:2], f"--job_type={job}", *common[2:]] for job in aoe_job_types(present)]
+    return _aoe_argvs(check_flags(inputs, flags, detected_cann), onnx_path, aoe=aoe, detected_cann=detected_cann,
+                      path_text=path_text)
 
 
 @dataclass(frozen=True)
@@ -549,24 +577,23 @@ class CompilePlan:
     input_shapes: dict[str, list[int]]
     dynamic: DynamicShapes | None
     cann_version: str | None
+    flags: Mapping[str, Any]  # the checked flags the plan was made from
 
 
 def plan_compile(onnx_path: Path | str, output_stem: Path | str, inputs: Sequence[TensorSpec],
-                 flags: Mapping[str, Any], *, atc: str = "atc", aoe: str = "aoe", detected_cann: str | None = None,
-                 path_text: Callable[[Path], str] = str) -> CompilePlan:
-    present = validate_flags(flags)
-    input_format = present.get("input_format") or default_input_format(present)
-    shapes = derive_input_shapes(inputs, present, input_format)
-    dynamic = check_dynamic(present, shapes)
-    check_dynamic_dims_width(present, dynamic, detected_cann)
+                 flags: Mapping[str, Any] | CheckedFlags, *, atc: str = "atc", aoe: str = "aoe",
+                 detected_cann: str | None = None, path_text: Callable[[Path], str] = str) -> CompilePlan:
+    """atc's and aoe's argument lists for one compile, from flags checked once (pass a :class:`CheckedFlags` to
+    plan the same compile again, e.g. with a bundle's paths, without checking again)."""
+    checked = flags if isinstance(flags, CheckedFlags) else check_flags(inputs, flags, detected_cann)
     return CompilePlan(
-        atc_argv=build_atc_argv(onnx_path, output_stem, inputs, flags, atc=atc, detected_cann=detected_cann,
-                                path_text=path_text),
-        aoe_argvs=build_aoe_argvs(onnx_path, inputs, flags, aoe=aoe, detected_cann=detected_cann,
-                                  path_text=path_text),
-        input_shapes=shapes,
-        dynamic=dynamic,
-        cann_version=present.get("cann_version") or detected_cann,
+        atc_argv=_atc_argv(checked, onnx_path, output_stem, atc=atc, detected_cann=detected_cann,
+                           path_text=path_text),
+        aoe_argvs=_aoe_argvs(checked, onnx_path, aoe=aoe, detected_cann=detected_cann, path_text=path_text),
+        input_shapes=checked.input_shapes,
+        dynamic=checked.dynamic,
+        cann_version=checked.flags.get("cann_version") or detected_cann,
+        flags=checked.flags,
     )
 
 
@@ -578,7 +605,8 @@ def flag_options() -> dict[str, Option]:
 
 
 __all__ = [
-    "AtcOption", "ATC_OPTIONS", "COMPILE_FLAGS", "NON_ATC_FLAGS", "CompilePlan", "DynamicShapes",
+    "AtcOption", "ATC_OPTIONS", "CheckedFlags", "check_flags", "COMPILE_FLAGS", "NON_ATC_FLAGS", "CompilePlan",
+    "DynamicShapes",
     "build_atc_argv", "build_aoe_argvs", "aoe_job_types", "check_dynamic_dims_width",
     "OUTPUT_TYPES", "OUTPUT_TYPE_DTYPES", "plan_compile", "validate_flags", "check_known", "known_flag_names",
     "derive_input_shapes", "render_input_shape", "check_dynamic", "autotune_modes", "uses_aoe",

@@ -1,4 +1,6 @@
-"""A self-contained folder that carries compile and run work to an Ascend host, and brings the outputs back.
+"""A self-contained folder that carries compile and run work to an Ascend host, and brings the outputs back:
+its layout, its entries and manifest.json (run.sh is written by bundle_script.py, `porter score` is
+bundle_score.py).
 
 Layout (every path inside the bundle; names that would leave it are refused)::
 
@@ -19,17 +21,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shlex
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from porter.api import InputSet, StageContext, TensorSpec
-from porter.api import InputError, run_and_print
+from porter.api import InputError
 from porter.api import atomic_copy, atomic_write_text, file_digest, file_lock
 
-from porter_ascend310.runners import RUNNERS, RunLayout, runner_for, write_input_files
+from porter_ascend310.bundle_script import build_script
+from porter_ascend310.runners import RunLayout, runner_for, write_input_files
 
 FORMAT = "porter-ascend310-bundle"
 FORMAT_VERSION = 1
@@ -89,17 +91,6 @@ def run_context(context: StageContext | None) -> dict[str, str | None]:
         return {"recipe": None, "workspace": None}
     return {"recipe": str(Path(context.recipe_path).resolve()) if context.recipe_path else None,
             "workspace": str(Path(context.workspace).resolve())}
-
-
-def recipe_of_workspace(workspace: str | Path | None) -> str | None:
-    """The recipe path recorded in a workspace's report.json, if there is one (bundles older than the
-    manifest's own ``recipe``)."""
-    if not workspace:
-        return None
-    try:
-        return json.loads((Path(workspace) / "report.json").read_text()).get("recipe") or None
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -261,91 +252,6 @@ def build_manifest(bundle: Path) -> dict:
     }
 
 
-def _line(argv: Sequence[str]) -> str:
-    return " ".join(shlex.quote(str(a)) for a in argv)
-
-
-SCRIPT_HEADER = """\
-#!/usr/bin/env bash
-# Written by porter (ascend310 plugin), bundle format {version}. Run it on an Ascend host:
-#     bash run.sh
-# or name tools that are not on PATH (msame is usually built into tools/msame/out/):
-#     ATC=/path/to/atc MSAME=/path/to/tools/msame/out/msame AIS_BENCH="python3 -m ais_bench" bash run.sh
-# It compiles each model with atc (skipped when its .om exists) and runs msame / ais_bench over the inputs,
-# writing into outputs/. Then copy this whole folder back and run:  porter score <this folder>
-set -euo pipefail
-# ais_bench refuses files and folders that are group- or other-writable: create none, and fix copied ones
-umask 022
-cd "$(dirname "$0")"
-chmod -R go-w . 2>/dev/null || true
-if ! command -v "${{ATC:-atc}}" >/dev/null 2>&1; then
-  for env_script in "${{ASCEND_TOOLKIT_HOME:-/usr/local/Ascend/ascend-toolkit/latest}}/set_env.sh" \\
-                    /usr/local/Ascend/ascend-toolkit/set_env.sh; do
-    if [ -f "$env_script" ]; then set +u; source "$env_script"; set -u; break; fi
-  done
-fi
-# have NAME VARIABLE COMMAND...: is the tool's command runnable here? (python3 -m X: can python3 import X?)
-have() {{
-  local name=$1 variable=$2; shift 2
-  if [ "${{2:-}}" = "-m" ]; then
-    "$1" -c "import $3" >/dev/null 2>&1 && return 0
-  elif command -v "$1" >/dev/null 2>&1; then
-    return 0
-  fi
-  echo "run.sh: $name not found (tried: $*); install it or name it: $variable=/path/to/$name bash run.sh" >&2
-  return 1
-}}
-"""
-
-# the tools a bundle runs: the variable that names each, and its command where the variable is unset
-SCRIPT_TOOLS = {"atc": ("ATC", "atc"), "aoe": ("AOE", "aoe"),
-                **{r.name: (r.script_variable, r.script_default) for r in RUNNERS.values()}}
-
-
-def _tool_line(tool: str, argv: Sequence[str]) -> str:
-    """``"${MSAME_CMD[@]}" --model ...``: the tool's words from its variable, then the recorded arguments."""
-    variable, default = SCRIPT_TOOLS[tool]
-    return f'"${{{variable}_CMD[@]}}" ' + _line(list(argv)[len(default.split()):])
-
-
-def build_script(manifest: Mapping[str, Any]) -> str:
-    lines = [SCRIPT_HEADER.format(version=FORMAT_VERSION)]
-    needed = []
-    for model in manifest["models"]:
-        if not model["om_ready"]:
-            needed += (["aoe"] if model.get("aoe_argvs") else []) + ["atc"]
-    needed += [run.get("tool") or run["layout"]["runner"] for run in manifest["runs"]]
-    needed = [tool for tool in SCRIPT_TOOLS if tool in needed]
-    for tool in needed:
-        variable, default = SCRIPT_TOOLS[tool]
-        lines.append(f'read -r -a {variable}_CMD <<< "${{{variable}:-{default}}}"')
-    if needed:
-        lines.append("missing=0")
-        for tool in needed:
-            variable = SCRIPT_TOOLS[tool][0]
-            lines.append(f'have {tool} {variable} "${{{variable}_CMD[@]}}" || missing=1')
-        lines.append('[ "$missing" = 0 ] || exit 127')
-    for model in manifest["models"]:
-        lines.append(f"\n# model {model['key']}")
-        if model["om_ready"]:
-            lines.append(f"# {model['om']} was compiled by porter; nothing to do")
-            continue
-        lines.append(f"if [ ! -s {shlex.quote(model['om'])} ]; then")
-        for aoe in model.get("aoe_argvs") or []:
-            lines.append(f"  {_tool_line('aoe', aoe)}")
-        lines.append(f"  {_tool_line('atc', model['atc_argv'])}")
-        lines.append("fi")
-    for run in manifest["runs"]:
-        tool = run.get("tool") or run["layout"]["runner"]
-        lines.append(f"\n# run {run['key']}: model {run['model']}, {len(run['sample_ids'])} samples, "
-                     f"{tool} {run['layout']['outfmt']}")
-        lines.append(f"mkdir -p {shlex.quote(run['output_dir'])}")
-        lines.append(f"{_tool_line(tool, run['argv'])} 2>&1 | tee {shlex.quote(run['log'])}")
-    lines.append("\necho \"porter bundle: all commands finished; copy this folder back and run: "
-                 "porter score <folder>\"")
-    return "\n".join(lines) + "\n"
-
-
 def regenerate(bundle: Path) -> None:
     """Rewrite manifest.json and run.sh from every entry (call with the bundle lock held)."""
     manifest = build_manifest(bundle)
@@ -369,56 +275,8 @@ def read_manifest(bundle: Path) -> dict:
     return manifest
 
 
-# ---------------------------------------------------------------------------------------------------------
-# `porter score BUNDLE`
-# ---------------------------------------------------------------------------------------------------------
-
-
-def returned_runs(bundle: Path, manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Run keys whose outputs came back, and those still waiting."""
-    from porter_ascend310.runners import has_outputs
-
-    done, waiting = [], []
-    for run in manifest["runs"]:
-        layout = RunLayout.from_json(run["layout"])
-        (done if has_outputs(layout, inside(bundle, run["output_dir"])) else waiting).append(run["key"])
-    return done, waiting
-
-
-def score_bundle(bundle: Path, *, recipe: str | None = None, workspace: str | None = None,
-                 force: bool = False) -> int:
-    """Re-run the bundle's recipe with its bundle so the returned outputs go through the normal pipeline."""
-    bundle = Path(bundle).resolve()
-    manifest = read_manifest(bundle)
-    workspace = workspace or manifest.get("workspace")
-    recipe = recipe or manifest.get("recipe") or recipe_of_workspace(workspace)
-    if not recipe:
-        raise BundleError(f"{bundle / MANIFEST}: no recipe recorded; pass it: porter score {bundle} --recipe FILE")
-    if not Path(recipe).is_file():
-        raise BundleError(f"recipe {recipe} (recorded in {bundle / MANIFEST}) does not exist; pass --recipe FILE")
-    done, waiting = returned_runs(bundle, manifest)
-    print(f"porter score: {len(done)} of {len(done) + len(waiting)} runs in {bundle} have outputs"
-          + (f"; still waiting for {', '.join(waiting)}" if waiting else ""))
-    return run_and_print(recipe, workspace=Path(workspace) if workspace else None, bundle=bundle,
-                         force=("run",) if force else None)
-
-
-def add_score_command(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "score", help="score the outputs an Ascend host wrote into a bundle (after `bash run.sh` there)",
-        description="Reads BUNDLE/manifest.json and re-runs the recorded recipe with --bundle BUNDLE, so the "
-                    "outputs that came back are parsed and scored by the same pipeline and report as a local run.")
-    parser.add_argument("bundle", type=Path, help="bundle folder written by `porter run --bundle`")
-    parser.add_argument("--recipe", help="recipe file (default: the one recorded in the manifest)")
-    parser.add_argument("--workspace", help="workspace folder (default: the one recorded in the manifest)")
-    parser.add_argument("--force", action="store_true", help="re-read the outputs even if a run is cached")
-    parser.set_defaults(func=lambda args: score_bundle(args.bundle, recipe=args.recipe,
-                                                       workspace=args.workspace, force=args.force))
-
-
 __all__ = [
-    "score_bundle", "add_score_command", "returned_runs",
     "FORMAT", "FORMAT_VERSION", "ModelEntry", "BundleError", "inside", "check_key", "model_key", "add_model",
     "add_run", "input_set_key", "run_key", "run_output_dir", "load_run_layout", "build_manifest",
-    "build_script", "regenerate", "read_manifest", "run_context",
+    "regenerate", "read_manifest", "run_context",
 ]

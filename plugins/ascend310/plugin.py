@@ -23,7 +23,7 @@ from porter.api import CompiledModel, OnnxModel, OutputSet, TensorSpec, write_sa
 from porter.api import InputError, ToolMissingError
 from porter.api import Option, StageContext, TargetSpec
 
-from porter_ascend310 import atc, bundle, runners
+from porter_ascend310 import atc, bundle, bundle_score, runners
 from porter_ascend310.toolkit import ToolFailedError, Toolkit, find_toolkit, run_tool, tail
 
 TARGET = "ascend310"
@@ -73,7 +73,7 @@ def porter_register_targets():
 
 @hookimpl
 def porter_add_commands(subparsers):
-    bundle.add_score_command(subparsers)
+    bundle_score.add_score_command(subparsers)
 
 
 @hookimpl
@@ -185,17 +185,18 @@ def _om_name(model: OnnxModel, flags: Mapping[str, Any]) -> str:
 def porter_compile(target, model, workdir, context):
     if target.name != TARGET:
         return None
-    flags = atc.validate_flags(dict(target.flags))
     bundle_dir = bundle_folder(target)
     toolkit = find_toolkit()
+    checked = atc.check_flags(model.inputs, dict(target.flags), toolkit.cann_version)  # the one validation
+    flags = checked.flags
     workdir = Path(workdir)
     om_name = _om_name(model, flags)
     if toolkit.atc is None:
         if bundle_dir is None:
             raise ToolMissingError(toolkit.missing_message("atc"))
-        return _compile_into_bundle(bundle_dir, model, flags, om_name, toolkit, workdir, context)
+        return _compile_into_bundle(bundle_dir, model, checked, om_name, toolkit, workdir, context)
     # atc runs inside the work directory, so --output is relative and the recorded argv names no temp path
-    plan = atc.plan_compile(Path(model.path).resolve(), om_name, model.inputs, flags, atc=str(toolkit.atc),
+    plan = atc.plan_compile(Path(model.path).resolve(), om_name, model.inputs, checked, atc=str(toolkit.atc),
                             aoe=str(toolkit.aoe or "aoe"), detected_cann=toolkit.cann_version)
     # the interface of the .om, checked before any tool runs
     inputs, outputs = _compiled_inputs(model, plan.input_shapes, flags), _compiled_outputs(model, flags)
@@ -222,17 +223,18 @@ def porter_compile(target, model, workdir, context):
                  "aipp": "insert_op_conf" in flags})
 
 
-def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, flags: Mapping[str, Any], om_name: str,
+def _compile_into_bundle(bundle_dir: Path, model: OnnxModel, checked: atc.CheckedFlags, om_name: str,
                          toolkit: Toolkit, workdir: Path, context: StageContext | None) -> CompiledModel:
     """No atc here: put the ONNX and its exact atc command into the bundle; the .om is pending."""
-    local = atc.plan_compile(model.path, om_name, model.inputs, flags, detected_cann=toolkit.cann_version)
+    flags = checked.flags
+    local = atc.plan_compile(model.path, om_name, model.inputs, checked, detected_cann=toolkit.cann_version)
     inputs, outputs = _compiled_inputs(model, local.input_shapes, flags), _compiled_outputs(model, flags)
     compile_flags = {k: v for k, v in flags.items() if k not in runners.RUN_FLAGS and k != "bundle_dir"}
     key = bundle.model_key(om_name, bundle.file_digest(Path(model.path)),
                            json.dumps(compile_flags, sort_keys=True, default=str), toolkit.cann_version or "")
 
     def plan(onnx_rel, stem_rel, path_text):
-        carried = atc.plan_compile(onnx_rel, stem_rel, model.inputs, flags, detected_cann=toolkit.cann_version,
+        carried = atc.plan_compile(onnx_rel, stem_rel, model.inputs, checked, detected_cann=toolkit.cann_version,
                                    path_text=path_text)
         return carried.atc_argv, carried.aoe_argvs
 

@@ -252,7 +252,8 @@ def filter_transcript(transcript: str, labels: Sequence[str]) -> FilteredTranscr
     to index 0 (the CTC blank), so a ``_`` in a transcript is dropped as well.
     """
     index = {label: i for i, label in enumerate(labels)}
-    kept, dropped = [], []
+    kept: list[str] = []
+    dropped: list[str] = []
     for char in transcript:
         (kept if index.get(char, 0) != 0 else dropped).append(char)
     return FilteredTranscript(text="".join(kept), dropped="".join(dropped))

@@ -119,9 +119,9 @@ class BatchRNN(nn.Module):
             x = self.rnn_on_padded(x, output_lengths)
         else:
             # enforce_sorted=False gives the same results as the reference's pre-sorted batches.
-            x = nn.utils.rnn.pack_padded_sequence(x, output_lengths.cpu(), enforce_sorted=False)
-            x, _ = self.rnn(x)
-            x, _ = nn.utils.rnn.pad_packed_sequence(x)
+            packed = nn.utils.rnn.pack_padded_sequence(x, output_lengths.cpu(), enforce_sorted=False)
+            packed, _ = self.rnn(packed)
+            x, _ = nn.utils.rnn.pad_packed_sequence(packed)
         if self.bidirectional:
             x = x.view(x.size(0), x.size(1), 2, -1).sum(2)
         return x
@@ -219,7 +219,7 @@ class DeepSpeech(nn.Module):
         seq_len = input_length
         for m in self.conv.modules():
             if isinstance(m, nn.Conv2d):
-                seq_len = (seq_len + 2 * m.padding[1] - m.dilation[1] * (m.kernel_size[1] - 1) - 1) \
+                seq_len = (seq_len + 2 * int(m.padding[1]) - m.dilation[1] * (m.kernel_size[1] - 1) - 1) \
                     // m.stride[1] + 1
         return seq_len.int()
 

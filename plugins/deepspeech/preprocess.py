@@ -57,6 +57,7 @@ def an4_splits(options: Mapping) -> list[Split]:
         utterances = read_manifest(Path(manifest))
         source = f"manifest {manifest}"
     else:
+        assert tree is not None  # exactly one of manifest and an4_root, checked above
         utterances = read_an4_tree(Path(tree), split)
         source = f"AN4 tree {tree} ({split})"
     return [Split(name=split, utterances=_limited(utterances, options.get("limit")), source=source)]
@@ -66,7 +67,8 @@ def synth_splits(options: Mapping, *, progress: bool) -> list[Split]:
     """The ``an4_synth`` dataset: splits of the synthetic corpus, generated on first use and reused after."""
     from .synth import corpus
 
-    seed = int(options.get("seed") if options.get("seed") is not None else 1234)
+    given = options.get("seed")
+    seed = int(given) if given is not None else 1234
     root = Path(options["root"]) if options.get("root") else default_synth_root(seed)
     splits = list(options.get("splits") or SYNTH_DEFAULT_SPLITS)
     for name in splits:

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -169,7 +170,7 @@ def transcribe(model: DeepSpeech, spects: list[np.ndarray], batch_size: int = 32
         probs, out_lengths = model(x, lengths)
         for i, text in zip(idx, greedy_decode(probs, out_lengths, model.labels)):
             texts[i] = text
-    return texts
+    return cast("list[str]", texts)  # every index is in ``order``, so none is left None
 
 
 def evaluate(model: DeepSpeech, utts: list[Utterance], spects: list[np.ndarray] | None = None):
@@ -331,10 +332,11 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> dict:
             epoch, next_batch = epoch + 1, 0
 
     epochs_completed = round(epoch - 1 + next_batch / max(1, steps_per_epoch), 3)
-    summary = {"stop_reason": stop_reason, "epochs_completed": epochs_completed, "global_step": global_step,
-               "best": best, "history": history,
-               "train_minutes_this_run": round((time.monotonic() - started) / 60, 1),
-               "train_minutes_total": round(earlier_minutes + (time.monotonic() - started) / 60, 1)}
+    summary: dict[str, Any] = {
+        "stop_reason": stop_reason, "epochs_completed": epochs_completed, "global_step": global_step,
+        "best": best, "history": history,
+        "train_minutes_this_run": round((time.monotonic() - started) / 60, 1),
+        "train_minutes_total": round(earlier_minutes + (time.monotonic() - started) / 60, 1)}
     if cfg.test_manifests and Path(cfg.out).is_file():
         best_model = build_model(load_checkpoint(cfg.out))
         summary["test"] = {}

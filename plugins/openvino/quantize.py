@@ -58,6 +58,10 @@ def quantize(model, flags: Mapping[str, Any], inputs: InputSet, specs: tuple[Ten
     if inputs is None or len(inputs) == 0:
         raise InputError("quantize needs the variant's inputs to calibrate on; none were given",
                          field="target.flags.quantize")
+    import logging
+
+    # NNCF logs every quantizer it places at INFO: hundreds of lines in porter's table output
+    nncf.set_log_level(logging.WARNING)
     indices = spread_indices(len(inputs), int(flags["subset_size"]))
     dataset = nncf.Dataset(indices, lambda i: feeds_for(inputs.load(i), specs))
     t0 = time.perf_counter()

@@ -63,7 +63,14 @@ class OpenVinoRunner(BaseRunner):
         if self.static_shapes:
             self._for_shape(feeds)
         result = self.request.infer(feeds)
-        return {out.get_any_name(): np.array(result[out]) for out in self.outputs}
+        return {self._name(i, out): np.array(result[out]) for i, out in enumerate(self.outputs)}
+
+    def _name(self, index: int, output) -> str:
+        """The ONNX output's name: a reshaped model can lose a tensor name when a static shape folds the
+        output to a constant (out_lengths), so fall back to the position, which OpenVINO keeps."""
+        names = output.get_names()
+        wanted = [s.name for s in self.compiled.outputs]
+        return next((n for n in wanted if n in names), wanted[index] if index < len(wanted) else output.get_any_name())
 
     def _deactivate_impl(self) -> None:
         self.request, self.outputs, self.by_shape, self.core = None, [], {}, None

@@ -11,7 +11,7 @@ import pytest
 from fakes import toolbox as tb
 from porter.api import StageContext
 from porter.errors import InputError, ToolMissingError
-from porter_ascend310 import bundle, plugin
+from porter_ascend310 import bundle, bundle_score, plugin
 
 
 @pytest.fixture
@@ -116,6 +116,7 @@ def test_bundle_written_when_atc_is_missing(tmp_path, host):
                     assert (where / path).exists() or path in produced, f"run.sh names missing {path}"
 
 
+@pytest.mark.slow
 def test_returned_outputs_parse_back_to_onnx_runtime(tmp_path, host):
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     inputs = tb.tiny_inputs(tmp_path / "inputs", lengths=(6, 3, 5))
@@ -128,11 +129,11 @@ def test_returned_outputs_parse_back_to_onnx_runtime(tmp_path, host):
     manifest = bundle.read_manifest(where)
     assert len(manifest["models"]) == 2 and len(manifest["runs"]) == 3
     assert len(manifest["input_sets"]) == 1  # one copy of the inputs, shared by every run
-    assert bundle.returned_runs(where, manifest) == ([], [r["key"] for r in manifest["runs"]])
+    assert bundle_score.returned_runs(where, manifest) == ([], [r["key"] for r in manifest["runs"]])
 
     _execute(where, host.env())  # the "Ascend host"
     assert len(host.calls("atc")) == 2 and len(host.calls("msame")) == 2 and len(host.calls("ais_bench")) == 1
-    assert bundle.returned_runs(where, manifest)[1] == []
+    assert bundle_score.returned_runs(where, manifest)[1] == []
 
     expected = tb.direct_outputs(model.path, inputs)
     for flags, atol in zip(variants, (0.0, 0.0, 1e-5)):
@@ -146,6 +147,7 @@ def test_returned_outputs_parse_back_to_onnx_runtime(tmp_path, host):
     assert len(host.calls("atc")) == 2
 
 
+@pytest.mark.slow
 def test_compiled_here_but_runner_missing(tmp_path, host, monkeypatch):
     here = tb.install(tmp_path / "atc-only", monkeypatch, tools=("atc",))
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
@@ -229,22 +231,22 @@ def test_recipe_and_workspace_are_recorded(tmp_path, host, monkeypatch):
     assert manifest["recipe"] == str(tmp_path / "recipe.yaml")
     assert manifest["workspace"] == str((tmp_path / "ws").resolve())
     (tmp_path / "ws" / "report.json").write_text(json.dumps({"recipe": "/somewhere/r.yaml"}))
-    assert bundle.recipe_of_workspace(tmp_path / "ws") == "/somewhere/r.yaml"
+    assert bundle_score.recipe_of_workspace(tmp_path / "ws") == "/somewhere/r.yaml"
 
 
 def test_score_refuses_what_it_cannot_use(tmp_path):
     with pytest.raises(bundle.BundleError, match="manifest.json: missing"):
-        bundle.score_bundle(tmp_path)
+        bundle_score.score_bundle(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"format": bundle.FORMAT, "format_version": 99}))
     with pytest.raises(bundle.BundleError, match="format_version is 99"):
-        bundle.score_bundle(tmp_path)
+        bundle_score.score_bundle(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"format": bundle.FORMAT, "format_version": 1,
                                                         "recipe": None, "workspace": None, "models": [],
                                                         "runs": [], "input_sets": []}))
     with pytest.raises(bundle.BundleError, match="no recipe recorded"):
-        bundle.score_bundle(tmp_path)
+        bundle_score.score_bundle(tmp_path)
     with pytest.raises(bundle.BundleError, match="does not exist"):
-        bundle.score_bundle(tmp_path, recipe=str(tmp_path / "nope.yaml"))
+        bundle_score.score_bundle(tmp_path, recipe=str(tmp_path / "nope.yaml"))
 
 
 def test_pending_compile_with_tools_installed_later_says_how_to_recompile(tmp_path, host, monkeypatch):

@@ -116,6 +116,7 @@ def test_dynamic_dims_pick_the_smallest_profile_that_fits(tmp_path, monkeypatch)
     _assert_same(outputs, tb.direct_outputs(model.path, inputs, frames=6))
 
 
+@pytest.mark.slow
 def test_dynamic_batch_runs_batch_one(tmp_path, monkeypatch):
     fake = tb.install(tmp_path / "tools", monkeypatch)
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch="batch")

@@ -5,6 +5,8 @@ import base64
 import re
 from html.parser import HTMLParser
 
+import pytest
+
 from porter.artifacts import ParityCheck, PassRecord, SampleScore
 from porter.report.html import render_html
 from porter.report.model import Latency, PluginInfo, RunReport, StageRecord, VariantReport, Verdict
@@ -65,6 +67,7 @@ def assert_self_contained(page: str, checker: StructureChecker) -> None:
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_of_a_real_run(porter_project):
     recipe = porter_project.base_recipe()
     recipe["variants"]["ort_bucketed"] = {"target": {"flags": {"batching": "bucketed", "batch_size": 4}}}
@@ -146,6 +149,7 @@ def handmade_report() -> RunReport:
                      stage_counts={"computed": 9, "cached": 1}, unit="utterance", unit_abbrev="utt")
 
 
+@pytest.mark.slow
 def test_handmade_report_escapes_and_has_every_section():
     report = handmade_report()
     page = render_html(report)

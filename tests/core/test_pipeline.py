@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from porter.errors import EXIT_FAILURE, EXIT_USAGE
 
 
@@ -20,6 +22,7 @@ def test_plugins_lists_builtins_and_entry_points(porter_project):
     assert "targets: onnxruntime" in out
 
 
+@pytest.mark.slow
 def test_two_variants_run_through_all_six_stages(porter_project):
     recipe = porter_project.write_recipe(porter_project.base_recipe())
     code, out, err = porter_project.porter("run", recipe)
@@ -41,6 +44,7 @@ def test_two_variants_run_through_all_six_stages(porter_project):
     assert "ort" in out and "error_rate" in out  # the table
 
 
+@pytest.mark.slow
 def test_unchanged_rerun_reuses_every_stage(porter_project):
     recipe = porter_project.base_recipe()
     recipe["metrics"] = ["error_rate", "accuracy"]  # not in alphabetical order
@@ -66,6 +70,7 @@ def test_unchanged_rerun_reuses_every_stage(porter_project):
     assert warm < cold
 
 
+@pytest.mark.slow
 def test_changing_one_flag_reruns_only_downstream_stages(porter_project):
     recipe = porter_project.base_recipe()
     path = porter_project.write_recipe(recipe)
@@ -84,6 +89,7 @@ def test_changing_one_flag_reruns_only_downstream_stages(porter_project):
     assert hits == {"preprocess": True, "export": True, "compile": True, "run": False, "score": False}
 
 
+@pytest.mark.slow
 def test_force_reruns_the_named_stage(porter_project):
     path = porter_project.write_recipe(porter_project.base_recipe())
     assert porter_project.porter("run", path)[0] == 0
@@ -121,6 +127,7 @@ def test_unknown_model_name_is_suggested(porter_project):
     assert code == EXIT_USAGE and "model.name" in err and "did you mean 'mlp'" in err
 
 
+@pytest.mark.slow
 def test_a_pass_beyond_tolerance_fails_naming_the_pass(porter_project):
     recipe = porter_project.base_recipe(graph_fix=["scale_logits"])
     code, out, err = porter_project.porter("run", porter_project.write_recipe(recipe))
@@ -157,6 +164,7 @@ def test_plugin_exception_names_plugin_and_stage(porter_project):
     assert "mlp_porter" in msg and "export" in msg and "size mismatch" in msg
 
 
+@pytest.mark.slow
 def test_interrupted_stage_leftovers_are_never_trusted(porter_project):
     path = porter_project.write_recipe(porter_project.base_recipe())
     assert porter_project.porter("run", path)[0] == 0
@@ -182,6 +190,7 @@ def test_variant_names_cannot_escape_the_workspace(porter_project):
     assert code == EXIT_USAGE and "variants.../../x" in err
 
 
+@pytest.mark.slow
 def test_budget_broken_gives_its_exit_code(porter_project):
     path = porter_project.write_recipe(porter_project.base_recipe())
     code, out, _ = porter_project.porter("run", path, "--budget", "ort:p99_ms<=0.000001")
@@ -191,6 +200,7 @@ def test_budget_broken_gives_its_exit_code(porter_project):
     assert code == 0 and "budget ok" in out
 
 
+@pytest.mark.slow
 def test_compare_names_the_flag_that_differs(porter_project, tmp_path):
     recipe = porter_project.base_recipe()
     path = porter_project.write_recipe(recipe)

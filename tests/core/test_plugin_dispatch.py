@@ -93,6 +93,7 @@ def test_a_stage_hook_is_called_on_the_plugin_that_registered_the_name():
         plugins.owned_hook("porter_export", "models", "nobody")
 
 
+@pytest.mark.slow
 def test_a_plugin_without_guards_cannot_answer_a_run_for_another_plugins_names(porter_project):
     recipe = porter_project.base_recipe()
     recipe["graph_fix"] = [{"name": "cleanup"}]

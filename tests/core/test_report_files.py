@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FILES = ("report.json", "report.md", "report.html")
 
 
+@pytest.mark.slow
 def test_every_run_writes_the_three_reports_and_names_them(porter_project):
     path = porter_project.write_recipe(porter_project.base_recipe())
     code, out, err = porter_project.porter("run", path)

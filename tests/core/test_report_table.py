@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from porter.cli.run import StageProgress
 from porter.report.model import Latency, RunReport, StageRecord, VariantReport
 from porter.report.pareto import mark_pareto
@@ -99,6 +101,7 @@ def test_colour_only_when_asked_and_terminal_width_only_for_a_terminal():
     assert isinstance(terminal_width(Tty()), int)
 
 
+@pytest.mark.slow
 def test_piped_porter_run_is_plain_and_fits_100_columns(porter_project):
     recipe = porter_project.base_recipe()
     recipe["metrics"] = ["error_rate", "accuracy"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from porter.errors import EXIT_USAGE
 
 # A recipe-local plugin: a target that records what the core handed its compile and run stages.
@@ -63,6 +65,7 @@ def _details(workspace, stage):
     return dev["details"][stage]
 
 
+@pytest.mark.slow
 def test_compile_and_run_get_the_workspace_recipe_variant_and_bundle(porter_project, tmp_path):
     recipe = _recipe(porter_project)
     workspace, bundle = tmp_path / "ws", tmp_path / "bundle"
@@ -74,6 +77,7 @@ def test_compile_and_run_get_the_workspace_recipe_variant_and_bundle(porter_proj
                         "variant": "dev", "bundle": str(bundle.resolve())}
 
 
+@pytest.mark.slow
 def test_the_bundle_folder_is_part_of_the_compile_key(porter_project, tmp_path):
     recipe = _recipe(porter_project)
     workspace = tmp_path / "ws"

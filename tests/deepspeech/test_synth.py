@@ -120,6 +120,7 @@ def test_plans_depend_only_on_seed_and_split():
     assert corpus.plan_split("dev", 7, 20) != corpus.plan_split("dev", 8, 20)
 
 
+@pytest.mark.slow
 @needs_tools
 def test_generate_layout_determinism_and_reuse(tmp_path):
     sizes = {"dev": 4, "test_unseen_engine": 3}

@@ -39,17 +39,17 @@ def porter_stage_resources(stage, target):
     return _needs().get(stage)
 
 
-@hookimpl(tryfirst=True)
-def porter_run(target, compiled, inputs, workdir):
+@hookimpl
+def porter_stage_started(stage, workdir):
+    # an observer: stage hooks go only to the plugin that owns the name, so this plugin cannot sit in porter_run
     stall_dir = os.environ.get("PORTER_TEST_STALL_DIR")
-    if stall_dir:
+    if stage == "run" and stall_dir:
         marker = Path(stall_dir) / "stall-run"
         claimed = Path(stall_dir) / f"stalled-{os.getpid()}"
         try:
             os.rename(marker, claimed)
         except FileNotFoundError:
-            return None
+            return
         (workdir / "partial-output.bin").write_bytes(b"half")  # what a killed stage leaves in its work dir
         time.sleep(float(claimed.read_text().strip() or STALL_SECONDS))
         (workdir / "partial-output.bin").unlink()  # the stage went on to finish: nothing partial remains
-    return None  # the target's own plugin runs the stage

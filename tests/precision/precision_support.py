@@ -11,6 +11,6 @@ if str(RECIPES) not in sys.path:  # so the tests can import the plugin's model b
 
 FP16 = {"graph_fix": ["split_and_rename", {"name": "emulate_fp16", "tolerance": 1.0}]}
 
-from fragile_porter import build_model  # importable once RECIPES is on the path
+from fragile_porter import build_model  # noqa: E402 - importable once RECIPES is on the path
 
 __all__ = ["FP16", "PLUGIN", "RECIPES", "build_model"]

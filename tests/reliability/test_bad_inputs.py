@@ -469,6 +469,52 @@ def compare_budget_naming_a_missing_variant(c: Case) -> Expect:
                   ("--budget", "names variant 'nosuch'", "variants: torch, ort"))
 
 
+# --- Dask scheduler addresses (checked before Dask would wait on them) ---------------------------------
+
+@row
+def dask_scheduler_file_missing(c: Case) -> Expect:
+    path = c.mlp_recipe()
+    missing = c.root / "missing.json"
+    return Expect(c.run_args(path, "--executor", "dask", "--address", missing), missing,
+                  ("scheduler file not found", "--address", "dask scheduler --scheduler-file"))
+
+
+@row
+def recipe_scheduler_file_missing(c: Case) -> Expect:
+    path = c.mlp_recipe(executor="dask", address="missing.json")  # relative: next to the recipe
+    return Expect(("validate", path), c.root / "missing.json", ("scheduler file not found (address)",))
+
+
+@row
+def dask_address_an_int(c: Case) -> Expect:
+    path = c.mlp_recipe(executor="dask", address=12345)
+    return Expect(("validate", path), path, ("address: expected a Dask scheduler address", "got int 12345"))
+
+
+@row
+def dask_address_unknown_protocol(c: Case) -> Expect:
+    path = c.mlp_recipe()
+    return Expect(c.run_args(path, "--executor", "dask", "--address", "foo://x"), path,
+                  ("--address", "unknown protocol 'foo' in 'foo://x'", "tcp://10.0.0.10:8786"))
+
+
+@row
+def scheduler_file_that_is_not_one(c: Case) -> Expect:
+    fake = c.root / "scheduler.json"
+    fake.write_text(json.dumps({"hello": "world"}))
+    path = c.mlp_recipe()
+    return Expect(c.run_args(path, "--executor", "dask", "--address", fake), fake,
+                  ("not a Dask scheduler file", "no \"address\" string"))
+
+
+@row
+def scheduler_file_not_json(c: Case) -> Expect:
+    fake = c.root / "scheduler.json"
+    fake.write_text("tcp://127.0.0.1:8786")
+    path = c.mlp_recipe(executor="dask", address=str(fake))
+    return Expect(("validate", path), fake, ("not a Dask scheduler file", "cannot read it as JSON"))
+
+
 # --- security: names and bundle paths that would leave their folder ----------------------------------------
 
 @row
@@ -762,6 +808,7 @@ def test_resample_option_converts_other_sample_rates(case):
     assert description["details"]["sample_rate"] == SAMPLE_RATE
 
 
+@pytest.mark.slow
 def test_transcript_characters_outside_the_labels_are_dropped_and_reported(case):
     manifest = case.manifest(transcript="YES! 42 ÉTÉ".encode())
     code, out, err = case.porter(*case.run_args(case.ds_recipe(manifest=manifest)))
@@ -824,3 +871,73 @@ def test_damaged_onnx_in_the_cache_is_computed_again(case, damage):
     assert [v["artifacts"] for v in after["variants"]] == [v["artifacts"] for v in before["variants"]]
     assert model.read_bytes() == whole
     assert_no_partial_artifacts(case.workspace)
+
+
+def _corrupt_value(value: dict) -> None:
+    value["__type__"] = "NotAType"
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(lambda meta: _corrupt_value(meta["value"]), id="unknown_type"),
+    pytest.param(lambda meta: meta.pop("value"), id="value_removed"),
+    pytest.param(lambda meta: meta["value"].pop("path"), id="required_field_removed"),
+    pytest.param(lambda meta: meta["value"].update(path=5), id="path_not_a_path"),
+    pytest.param(lambda meta: meta.update(seconds="fast"), id="timing_not_a_number"),
+    pytest.param(lambda meta: meta.clear() or meta.update(value=7), id="value_not_an_artifact"),
+])
+def test_undecodable_artifact_json_in_the_cache_is_computed_again(case, damage):
+    """A cached artifact.json that is valid JSON but not what porter wrote heals: one note, then recomputed."""
+    path = case.mlp_recipe()
+    code, out, err = case.porter(*case.run_args(path))
+    assert code == 0, out + err
+    before = json.loads((case.workspace / "report.json").read_text())
+    (meta_path,) = (case.workspace / "artifacts" / "export").glob("*/artifact.json")
+    meta = json.loads(meta_path.read_text())
+    damage(meta)
+    meta_path.write_text(json.dumps(meta))
+
+    code, out, err = case.porter(*case.run_args(path))
+    assert code == 0, out + err
+    assert "Traceback" not in out + err
+    notes = [line for line in err.splitlines() if "cached export artifact" in line]
+    assert len(notes) == 1 and f"{meta_path.parent} cannot be read" in notes[0] and "computing it again" in notes[0]
+    after = json.loads((case.workspace / "report.json").read_text())
+    assert after["stage_counts"]["computed"] == 1  # only the export
+    assert [v["metrics"] for v in after["variants"]] == [v["metrics"] for v in before["variants"]]
+    # healed for good: the next run reads it from the cache without a word
+    code, out, err = case.porter(*case.run_args(path))
+    assert code == 0 and "cached export artifact" not in err
+    assert json.loads((case.workspace / "report.json").read_text())["stage_counts"]["computed"] == 0
+
+
+def test_artifact_json_that_is_not_json_is_computed_again(case):
+    path = case.mlp_recipe()
+    assert case.porter(*case.run_args(path))[0] == 0
+    (meta_path,) = (case.workspace / "artifacts" / "export").glob("*/artifact.json")
+    meta_path.write_text('{"value": ')
+    code, out, err = case.porter(*case.run_args(path))
+    assert code == 0, out + err
+    assert f"{meta_path.parent} cannot be read: artifact.json is not JSON" in err
+
+
+def test_a_scheduler_nobody_answers_fails_within_the_connect_timeout(case):
+    """A well-formed scheduler file whose scheduler is gone: exit 1 naming the address, within
+    PORTER_DASK_CONNECT_TIMEOUT (README: Sweeps on a Dask cluster), not a wait without end."""
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    scheduler_file = case.root / "scheduler.json"
+    scheduler_file.write_text(json.dumps({"type": "Scheduler", "address": f"tcp://127.0.0.1:{port}",
+                                          "workers": {}}))
+    case.monkeypatch.setenv("PORTER_DASK_CONNECT_TIMEOUT", "3")
+    started = time.monotonic()
+    code, out, err = case.porter(*case.run_args(case.mlp_recipe(), "--executor", "dask", "--address",
+                                                scheduler_file))
+    assert code == EXIT_FAILURE, out + err
+    assert time.monotonic() - started < 30
+    assert "Traceback" not in out + err
+    assert str(scheduler_file) in err and "within 3 s" in err
+    assert not (case.workspace / "report.json").exists()
