@@ -74,13 +74,19 @@ def short_flags(flags: dict) -> str:
 
 
 def distinct_flags(report: RunReport, v: VariantReport) -> dict:
-    """The flags that set ``v`` apart: changed from the target's defaults and not shared by every variant of the
-    same target (those are the recipe's base settings, the same in every row)."""
-    peers = [o for o in report.variants if o.target == v.target and not o.reference]
-    if len(peers) < 2:
-        return dict(v.changed_flags)
-    return {k: val for k, val in v.changed_flags.items()
-            if not all(k in o.changed_flags and o.changed_flags[k] == val for o in peers)}
+    """The flags that set ``v`` apart: changed from the target's defaults and not a base setting. A base setting
+    is one every variant of the same target shares (the recipe's ``target.flags``); for a variant alone on its
+    target, one that every other variant setting that flag sets the same way (``warmup: 2`` across targets)."""
+    others = [o for o in report.variants if not o.reference]
+    peers = [o for o in others if o.target == v.target]
+
+    def base(key, value) -> bool:
+        if len(peers) >= 2:
+            return all(o.changed_flags.get(key, object()) == value for o in peers)
+        having = [o for o in others if key in o.changed_flags]
+        return len(having) > 2 and all(o.changed_flags[key] == value for o in having)
+
+    return {k: val for k, val in v.changed_flags.items() if not base(k, val)}
 
 
 def short_passes(passes: list[str]) -> str:
@@ -246,7 +252,8 @@ def render_table(report: RunReport, *, width: int | None = None, wide: bool = Fa
         if "flags" not in shown_keys and any(cell != "-" for cell in flags.cells):
             # no room for a flags column: the variants that have distinct flags, one line each
             out.append("")
-            out += [textwrap.shorten(f"{v.name}: " + cell.replace(",", ", "), width=width, placeholder=" …")
+            out += [textwrap.fill(f"{v.name}: " + cell.replace(",", ", "), width=width, subsequent_indent="    ",
+                                  break_long_words=False)
                     for v, cell in zip(report.variants, flags.cells) if cell != "-"]
         notes = []
         if any(v.pareto for v in report.variants):

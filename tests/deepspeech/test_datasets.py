@@ -156,6 +156,7 @@ def test_tree_errors(tmp_path, forms):
 # ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an4_synth_is_generated_once_then_reused(tmp_path):
     from pipeline_support import dataset_config, deepspeech_plugins, model_config, require_tools, tiny_checkpoint
 

@@ -91,6 +91,7 @@ def test_static_export_pads_and_matches_pytorch(setup, static_export, alone):
         assert np.abs(probs[0, :expected_length] - expected).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_static_batch_two_at_opset_11(setup, tmp_path):
     plugins, checkpoint, inputs, _ = setup
     exported = plugins.hook.porter_export(model=model_config(checkpoint, static_length=STATIC, batch=2, opset=11),

@@ -33,6 +33,7 @@ def numpy_v3_spectrogram(samples: np.ndarray) -> np.ndarray:
     return (spect - spect.mean()) / spect.std(ddof=1)
 
 
+@pytest.mark.slow
 def test_spectrogram_equals_independent_computation(speech_wav):
     samples = load_audio(speech_wav)
     ours = spectrogram(samples, SpectConfig())

@@ -186,6 +186,7 @@ def test_resample_option(env, tmp_path):
     assert abs(inputs.details["frames"][0] - (1 + len(load_audio(wav)) // 160)) <= 1
 
 
+@pytest.mark.slow
 def test_reference_run(env, static_inputs, tmp_path):
     plugins, _, checkpoint = env
     outputs = plugins.hook.porter_run_reference(model=model_config(checkpoint, static_length=STATIC),

@@ -7,6 +7,7 @@ import json
 import yaml
 
 from pipeline_support import PROMPTS, tiny_checkpoint, write_an4_forms
+import pytest
 
 
 def _run_recipe(tmp_path, capsys, recipe: dict) -> tuple[dict, str]:
@@ -24,6 +25,7 @@ def _run_recipe(tmp_path, capsys, recipe: dict) -> tuple[dict, str]:
     return json.loads((workspace / "report.json").read_text()), out
 
 
+@pytest.mark.slow
 def test_reference_and_onnxruntime_variants_score_identically(tmp_path, capsys):
     recipe = {
         "name": "ds_tiny",
@@ -108,6 +110,7 @@ def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsy
     assert "wer" in int8["deltas"]
 
 
+@pytest.mark.slow
 def test_the_cli_keeps_the_exporters_cpp_shape_warnings_off_stderr_unless_asked(tmp_path):
     """The legacy exporter prints PackPadded shape-inference warnings from C++ on each LSTM export; the porter
     command hides them by default, and TORCH_CPP_LOG_LEVEL=WARNING brings them back."""

@@ -48,6 +48,7 @@ def config(corpus, run_dir, **kw) -> TrainConfig:
                        warmup_steps=2, eval_every=1, augment_from_epoch=2, progress=False, threads=1, **kw)
 
 
+@pytest.mark.slow
 def test_stop_resume_equals_unbroken_run(corpus, tmp_path):
     unbroken = train(config(corpus, tmp_path / "a"))
     assert unbroken["global_step"] == 4 and unbroken["stop_reason"] == "epochs done"

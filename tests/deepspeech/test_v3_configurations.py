@@ -118,6 +118,7 @@ def test_onnx_export_equals_v3(made, spects, tmp_path):
         assert float(np.abs(probs[row, :length] - theirs[row, :length].numpy()).max()) <= 1e-4
 
 
+@pytest.mark.slow
 def test_recipe_on_a_unidirectional_gru_with_lookahead(tmp_path, capsys):
     """The recipe path the fixture's bi-LSTM takes (reference, ONNX Runtime, the Ascend pass chain, bucketed
     batches), on the configuration least like it: the same transcripts everywhere, every pass within tolerance."""

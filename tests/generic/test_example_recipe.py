@@ -12,6 +12,7 @@ from generic_files import EXAMPLES, ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "ascend310"))
 from fakes import toolbox as tb  # noqa: E402
+import pytest
 
 
 def _porter(capsys, *args):
@@ -23,6 +24,7 @@ def _porter(capsys, *args):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_the_example_recipe_end_to_end(example_module, tmp_path, capsys, monkeypatch):
     host = tb.install(tmp_path / "host", monkeypatch)
     tb.no_tools(tmp_path / "here", monkeypatch)

@@ -8,6 +8,8 @@ import shutil
 import yaml
 from generic_files import EXAMPLES, ROOT
 
+import pytest
+
 from porter.plan import build_plan
 from porter.pipeline import prepare
 
@@ -27,6 +29,7 @@ def _porter(capsys, *args):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_the_readme_recipe_is_ten_lines_and_runs(tiny_cnn, tmp_path, capsys):
     shipped = EXAMPLES / "onnx_and_npz.yaml"
     text = shipped.read_text()
@@ -41,6 +44,7 @@ def test_the_readme_recipe_is_ten_lines_and_runs(tiny_cnn, tmp_path, capsys):
     assert variant["metrics"]["max_abs_error"] < 1e-5 and variant["metrics"]["top1_agreement/logits"] == 100.0
 
 
+@pytest.mark.slow
 def test_two_variants_score_agreement_without_a_reference_variant(tiny_cnn, tmp_path, capsys):
     recipe = _write(tmp_path, {
         "name": "my_onnx",
@@ -65,6 +69,7 @@ def test_two_variants_score_agreement_without_a_reference_variant(tiny_cnn, tmp_
     assert "max_abs_error/logits" in out
 
 
+@pytest.mark.slow
 def test_a_budget_on_agreement_breaks_with_exit_code_3(tiny_cnn, tmp_path, capsys):
     recipe = _write(tmp_path, {
         "name": "tight",
