@@ -2,8 +2,11 @@
 recipe's metric (porter's Evaluator)."""
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +50,16 @@ def _nncf_options(flags: Mapping[str, Any]) -> dict:
     return options
 
 
+@contextlib.contextmanager
+def _progress_bars_only_on_a_terminal() -> Iterator[None]:
+    # NNCF draws rich progress bars on stdout; piped, they come out as one 200-column line above porter's table
+    if sys.stdout.isatty():
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
 def quantize(model, flags: Mapping[str, Any], inputs: InputSet, specs: tuple[TensorSpec, ...],
              evaluate: Evaluator | None):
     """``model`` (an ov.Model) quantised as the ``quantize`` flag asks."""
@@ -66,7 +79,8 @@ def quantize(model, flags: Mapping[str, Any], inputs: InputSet, specs: tuple[Ten
     dataset = nncf.Dataset(indices, lambda i: feeds_for(inputs.load(i), specs))
     t0 = time.perf_counter()
     if flags["quantize"] == "int8":
-        quantized = nncf.quantize(model, dataset, subset_size=len(indices), **_nncf_options(flags))
+        with _progress_bars_only_on_a_terminal():
+            quantized = nncf.quantize(model, dataset, subset_size=len(indices), **_nncf_options(flags))
         return QuantizeResult(quantized, "int8", time.perf_counter() - t0, len(indices))
     if evaluate is None:
         raise InputError("quantize: int8_accuracy_control needs a metric to control; the recipe names none",
@@ -86,9 +100,10 @@ def quantize(model, flags: Mapping[str, Any], inputs: InputSet, specs: tuple[Ten
         seen.setdefault("float", value)  # NNCF validates the float model first
         return sign * value
 
-    quantized = nncf.quantize_with_accuracy_control(
-        model, dataset, dataset, validate, max_drop=float(flags["max_drop"]),
-        drop_type=nncf.DropType.ABSOLUTE, subset_size=len(indices), **_nncf_options(flags))
+    with _progress_bars_only_on_a_terminal():
+        quantized = nncf.quantize_with_accuracy_control(
+            model, dataset, dataset, validate, max_drop=float(flags["max_drop"]),
+            drop_type=nncf.DropType.ABSOLUTE, subset_size=len(indices), **_nncf_options(flags))
     seconds = time.perf_counter() - t0
     import openvino as ov
 
