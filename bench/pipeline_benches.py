@@ -18,8 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench_recipe import (BUCKETED, INT8_BUCKETED, OPENVINO_VARIANTS, REFERENCE, SEED, SEED_FIXED,
-                          SWEEP_PREFIX)
+from bench_recipe import BUCKETED, INT8_BUCKETED, OPENVINO_VARIANTS, REFERENCE, SEED, SEED_FIXED, SWEEP_PREFIX
 from timing import of_values, ratio
 
 HERE = Path(__file__).resolve().parent

@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE))
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "porter-numba"))
 
 from bench_recipe import DEFAULT_MAX_BATCH_FRAMES  # noqa: E402 - bench/ is on sys.path from here on
+
 import porter_deepspeech  # noqa: E402,F401 - its import quiets torch's C++ exporter warnings before torch loads
 from porter.fsutil import atomic_write_text  # noqa: E402
 
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
         return 0
 
     import bench_recipe
+
     from porter.report.host import host_info, library_versions
 
     only = {part.strip() for part in args.only.split(",") if part.strip()}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from flops import deepspeech_flops
-from porter.agreement import compare_tensors, worst_difference
 from timing import Sample, of_values, ratio, time_calls
+
+from porter.agreement import compare_tensors, worst_difference
 
 
 def matmul_peak(size: int, *, repeats: int, warmup: int = 2) -> dict:

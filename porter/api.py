@@ -16,12 +16,33 @@ The hooks a plugin may implement are documented in :mod:`porter.hookspecs`.
 from __future__ import annotations
 
 from porter import PROJECT_NAME, __version__, hookimpl, hookspec
-from porter.agreement import (TensorAgreement, combine, compare_outputs, compare_samples, compare_tensors,
-                              is_classifier_like, min_relative_tolerance, summary, top1_matches, worst_difference)
-from porter.artifacts import (CompiledModel, InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, PassRecord,
-                              SampleScore, TensorSpec, Timing, write_sample)
+from porter.agreement import (
+                              TensorAgreement,
+                              combine,
+                              compare_outputs,
+                              compare_samples,
+                              compare_tensors,
+                              is_classifier_like,
+                              min_relative_tolerance,
+                              summary,
+                              top1_matches,
+                              worst_difference,
+)
+from porter.artifacts import (
+                              CompiledModel,
+                              InputSet,
+                              Metrics,
+                              OnnxModel,
+                              OutputSet,
+                              ParityCheck,
+                              PassRecord,
+                              SampleScore,
+                              TensorSpec,
+                              Timing,
+                              write_sample,
+)
 from porter.batching import BATCHING_FLAGS, BatchRun, batch_feeds, bucket_batches, run_details, run_samples
-from porter.cli.run import run_and_print
+from porter.console import run_and_print
 from porter.errors import InputError, PorterError, RecipeError, StageError, ToolMissingError
 from porter.fsutil import atomic_copy, atomic_path, atomic_write_bytes, atomic_write_text, file_lock
 from porter.hashing import digest, file_digest
@@ -33,8 +54,19 @@ from porter.recipe import describe_yaml_error
 from porter.report.reader import read_report
 from porter.runner import BaseRunner
 from porter.scoring import Evaluator
-from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, Option, PassConfig,
-                          PassSpec, StageContext, TargetConfig, TargetSpec)
+from porter.specs import (
+                              DatasetConfig,
+                              DatasetSpec,
+                              MetricSpec,
+                              ModelConfig,
+                              ModelSpec,
+                              Option,
+                              PassConfig,
+                              PassSpec,
+                              StageContext,
+                              TargetConfig,
+                              TargetSpec,
+)
 from porter.suggest import closest, suggest
 
 __all__ = [

@@ -85,6 +85,9 @@ class CompiledModel:
     tolerance: float | None = None
     # the core's parity checks of this compiled model (padded batches and the same samples alone)
     checks: tuple[ParityCheck, ...] = ()
+    # sentences the report shows with every variant this model serves: where the compiled model is not what the
+    # recipe asked for (a precision this machine's device lacks, run in another), in the plugin's own words
+    notes: tuple[str, ...] = ()
 
 
 def _sample_file(root: Path, index: int) -> Path:

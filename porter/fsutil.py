@@ -18,6 +18,16 @@ from porter.errors import InputError
 T = TypeVar("T")
 
 
+def resolve_path(path: Path | str, *, file: Path | str | None = None, field: str | None = None) -> Path:
+    """``Path(path).resolve()`` for a path a user gave; a symbolic-link loop in it is bad input naming the file and
+    field, not a crash (Python 3.11 raises RuntimeError for it, later versions OSError)."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        raise InputError(f"{path}: cannot be resolved ({exc}); expected a path that ends at a file or folder, "
+                         "not a loop of symbolic links", file=file, field=field) from None
+
+
 def fsync_dir(path: Path | str) -> None:
     """Make a rename inside ``path`` durable (a no-op where the platform cannot open folders)."""
     with contextlib.suppress(OSError):

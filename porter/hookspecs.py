@@ -26,8 +26,18 @@ if TYPE_CHECKING:  # only for the annotations: plugins import these from porter.
     from porter.artifacts import CompiledModel, InputSet, Metrics, OnnxModel, OutputSet
     from porter.runner import BaseRunner
     from porter.scoring import Evaluator
-    from porter.specs import (DatasetConfig, DatasetSpec, MetricSpec, ModelConfig, ModelSpec, PassConfig, PassSpec,
-                              StageContext, TargetConfig, TargetSpec)
+    from porter.specs import (
+        DatasetConfig,
+        DatasetSpec,
+        MetricSpec,
+        ModelConfig,
+        ModelSpec,
+        PassConfig,
+        PassSpec,
+        StageContext,
+        TargetConfig,
+        TargetSpec,
+    )
 
 # ---------------------------------------------------------------------------------------------------------
 # Registration: what a plugin contributes by name

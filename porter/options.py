@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping, cast
 
 from porter.errors import RecipeError
+from porter.fsutil import resolve_path
 from porter.specs import Option
 from porter.suggest import suggest
 
@@ -101,7 +102,7 @@ def _check_value(value, opt: Option, *, file, field: str, base_dir: Path):
             raise RecipeError(f"expected a path (string), got {value!r}", file=file, field=field)
         path = Path(value).expanduser()
         if not path.is_absolute():
-            path = (base_dir / path).resolve()
+            path = resolve_path(base_dir / path, file=file, field=field)
         if opt.must_exist and not path.exists():
             raise RecipeError(f"file not found: {path} (expected {opt.help or 'an existing file or folder'})",
                               file=file, field=field)

@@ -12,11 +12,12 @@ from typing import Any
 
 from porter import __version__
 from porter.artifacts import Metrics, OutputSet
+from porter.dask_address import check_address
 from porter.errors import InputError
 from porter.exec import NodeResult, get_executor
-from porter.dask_address import check_address
-from porter.plan import Plan, build_plan
+from porter.fsutil import resolve_path
 from porter.options import unknown_name_error
+from porter.plan import Plan, build_plan
 from porter.plugins import PluginSet, load_plugins
 from porter.recipe import Recipe, read_recipe_file, recipe_plugin_modules, validate_recipe
 from porter.report.host import host_info, library_versions
@@ -44,7 +45,7 @@ def _importable_from(folder: Path):
 def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None = None,
             extra_plugins=()) -> tuple[Recipe, PluginSet]:
     """Load plugins (including the recipe's own) and validate the recipe against them."""
-    path = Path(recipe_path).resolve()
+    path = resolve_path(recipe_path)
     raw = read_recipe_file(path)
     modules = recipe_plugin_modules(raw, path)
     with _importable_from(path.parent):
@@ -56,7 +57,7 @@ def prepare(recipe_path, *, workspace: Path | None = None, bundle: Path | None =
                          f"(targets that do: {', '.join(writers) or 'none installed'})", field="--bundle")
     bundle = bundle or recipe.bundle
     if bundle is not None:
-        recipe = with_bundle(recipe, plugins, Path(bundle).resolve())
+        recipe = with_bundle(recipe, plugins, resolve_path(bundle, field="--bundle"))
     return recipe, plugins
 
 
@@ -156,8 +157,8 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
         if bad is not None:
             vr.status, vr.message = bad.status, f"{bad.stage}: {bad.message}"
         inputs = results[path.preprocess].value
-        if inputs is not None and inputs.notes:
-            vr.details["notes"] = list(inputs.notes)
+        if inputs is not None:
+            vr.notes += inputs.notes
         if inputs is not None and inputs.details.get("random_inputs"):
             # a dataset that drew its inputs at random says so: its speed figures hold, its accuracy does not
             vr.details["random_inputs"] = str(inputs.details.get("note") or "random inputs")
@@ -173,6 +174,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.compile_seconds = compiled.compile_seconds or results[path.compile].record.seconds
             vr.model_size_bytes = compiled.size_bytes or vr.model_size_bytes
             vr.details["compile"] = dict(compiled.details)
+            vr.notes += compiled.notes
             vr.checks = [*vr.checks, *compiled.checks]
         outputs: OutputSet | None = results[path.run].value
         if outputs is not None:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from porter import __version__
+from porter.hashing import digest, file_digest
 from porter.recipe import Recipe, Variant
 from porter.specs import Option
-from porter.hashing import digest, file_digest
 
 STAGES = ("preprocess", "export", "graph_fix", "compile", "run", "run_reference", "score")
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import yaml
 
-from porter.errors import InputError, RecipeError
 from porter.dask_address import check_address
+from porter.errors import InputError, RecipeError
+from porter.fsutil import resolve_path
 from porter.hashing import file_digest
 from porter.options import unknown_name_error, validate_options, yaml_float
+from porter.report.verdicts import check_budget, parse_budget
 from porter.specs import DatasetConfig, ModelConfig, PassConfig, TargetConfig
 from porter.strict_yaml import YamlProblem, load_strict
-from porter.report.verdicts import check_budget, parse_budget
 from porter.suggest import suggest
 
 TOP_LEVEL_KEYS = (
@@ -43,6 +44,14 @@ class Variant:
     target: TargetConfig | None  # None for the framework reference
     metrics: tuple[str, ...]
     description: str = ""
+
+    @property
+    def ported_target(self) -> TargetConfig:
+        """The target of a ported variant. Code that reaches here has already refused the reference, so its
+        missing target is porter's bug, not the user's."""
+        if self.target is None:
+            raise ValueError(f"variant {self.name!r} is the framework reference and has no target")
+        return self.target
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,7 @@ def _require_mapping(value, *, file, field: str) -> dict:
 
 def load_recipe(path, plugins, *, workspace: Path | None = None) -> Recipe:
     """Read and validate a recipe against the registered plugins (a :class:`porter.plugins.PluginSet`)."""
-    path = Path(path).resolve()
+    path = resolve_path(path)
     raw = read_recipe_file(path)
     return validate_recipe(raw, path, plugins, workspace=workspace)
 
@@ -227,7 +236,7 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         if not isinstance(value, str):
             raise RecipeError(f"expected a path, got {value!r}", file=file, field=key)
         p = Path(value).expanduser()
-        return p if p.is_absolute() else (base_dir / p).resolve()
+        return p if p.is_absolute() else resolve_path(base_dir / p, file=file, field=key)
 
     ws = workspace or _path_field("workspace") or (base_dir / ".porter" / name)
     return Recipe(
@@ -235,7 +244,7 @@ def validate_recipe(raw: dict, path: Path, plugins, *, workspace: Path | None = 
         name=name,
         digest=file_digest(path) if path.exists() else "",
         plugins=recipe_plugin_modules(raw, path),
-        workspace=Path(ws).resolve(),
+        workspace=resolve_path(ws, file=file, field="workspace"),
         variants=tuple(variants),
         check_samples=check_samples,
         allow_missing_tools=allow_missing,

@@ -8,12 +8,14 @@ the checks every runner needs.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from porter.artifacts import TensorSpec
 from porter.errors import InputError
 
+RunnerT = TypeVar("RunnerT", bound="BaseRunner")
 
 class BaseRunner:
     """Runs one compiled model. Use as a context manager, or call :meth:`activate` and :meth:`deactivate`."""
@@ -35,7 +37,7 @@ class BaseRunner:
         """Release what activation loaded."""
 
     # ------------------------------------------------------------------ the public contract
-    def activate(self) -> BaseRunner:
+    def activate(self: RunnerT) -> RunnerT:
         if not self.is_active:
             self._activate_impl()
             self.is_active = True
@@ -56,7 +58,7 @@ class BaseRunner:
             self._deactivate_impl()
             self.is_active = False
 
-    def __enter__(self) -> BaseRunner:  # noqa: PYI034 - Python 3.10 has no typing.Self
+    def __enter__(self: RunnerT) -> RunnerT:  # a TypeVar, not typing.Self, which Python 3.10 lacks
         return self.activate()
 
     def __exit__(self, *exc) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+
 @dataclass(frozen=True)
 class Option:
     """One option a model, dataset, pass or target accepts.

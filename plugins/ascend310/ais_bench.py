@@ -17,7 +17,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from porter.api import Timing
-
 from porter_ascend310.runner_base import OutputFormatError, Runner, ais_bench_path_problem
 
 DIRNAME = "result"

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from porter.api import TensorSpec
-from porter.api import InputError
-from porter.api import Option
+from porter.api import InputError, Option, TensorSpec
 from porter.api import suggest as did_you_mean
-
 from porter_ascend310.toolkit import parse_cann_version
 
 FLAG_FIELD = "target.flags"

@@ -26,10 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from porter.api import InputSet, StageContext, TensorSpec
-from porter.api import InputError
-from porter.api import atomic_copy, atomic_write_text, file_digest, file_lock
-
+from porter.api import (
+    InputError,
+    InputSet,
+    StageContext,
+    TensorSpec,
+    atomic_copy,
+    atomic_write_text,
+    file_digest,
+    file_lock,
+)
 from porter_ascend310.bundle_script import build_script
 from porter_ascend310.runners import RunLayout, runner_for, write_input_files
 

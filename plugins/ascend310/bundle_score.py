@@ -5,28 +5,23 @@ does), so the returned outputs are parsed, scored and reported exactly as a loca
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from porter.api import run_and_print
-
+from porter.api import InputError, read_report, run_and_print
 from porter_ascend310.bundle import MANIFEST, BundleError, inside, read_manifest
 from porter_ascend310.runners import RunLayout, has_outputs
 
 
 def recipe_of_workspace(workspace: str | Path | None) -> str | None:
-    """The recipe path recorded in a workspace's report.json, if there is one (bundles older than the
+    """The recipe path recorded in a workspace's report.json, if it holds a readable one (bundles older than the
     manifest's own ``recipe``)."""
-    if not workspace:
+    if not workspace or not (Path(workspace) / "report.json").is_file():
         return None
     try:
-        return json.loads((Path(workspace) / "report.json").read_text()).get("recipe") or None
-    except (OSError, ValueError, AttributeError):
+        return read_report(Path(workspace) / "report.json").recipe or None
+    except InputError:  # not a report porter can read: the user must name the recipe, as score_bundle says
         return None
-
-
-
 
 
 def returned_runs(bundle: Path, manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:

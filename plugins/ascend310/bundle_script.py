@@ -12,7 +12,6 @@ from typing import Any, Mapping, Sequence
 from porter_ascend310.runners import RUNNERS
 
 
-
 def _line(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(a)) for a in argv)
 

@@ -16,7 +16,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from porter.api import Timing
-
 from porter_ascend310.runner_base import OutputFormatError, Runner, RunnerInputError
 
 _PROCESS_FILE = re.compile(r"start to process file\s*:?\s*(\S+)")

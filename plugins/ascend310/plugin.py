@@ -18,11 +18,19 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from porter.api import hookimpl
-from porter.api import CompiledModel, OnnxModel, OutputSet, TensorSpec, write_sample
-from porter.api import InputError, ToolMissingError
-from porter.api import Option, StageContext, TargetSpec
-
+from porter.api import (
+    CompiledModel,
+    InputError,
+    OnnxModel,
+    Option,
+    OutputSet,
+    StageContext,
+    TargetSpec,
+    TensorSpec,
+    ToolMissingError,
+    hookimpl,
+    write_sample,
+)
 from porter_ascend310 import atc, bundle, bundle_score, runners
 from porter_ascend310.toolkit import ToolFailedError, Toolkit, find_toolkit, run_tool, tail
 
@@ -111,7 +119,7 @@ def porter_graph_fix(graph_pass, model):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _node_outputs(model: OnnxModel, entries: str, field: str) -> list[str]:
+def _node_outputs(model: OnnxModel, entries: list[str], field: str) -> list[str]:
     """The ONNX graph outputs named by atc's 'node:index' entries (out_nodes, per-output output_type)."""
     import onnx
 

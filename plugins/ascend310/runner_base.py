@@ -34,8 +34,8 @@ class RunnerInputError(PorterError):
 
 @dataclass(frozen=True)
 class RunResult:
-    samples: list[dict[str, np.ndarray]] = field(default_factory=list)
-    timing: Timing | None = None
+    samples: list[dict[str, np.ndarray]]
+    timing: Timing
     details: dict = field(default_factory=dict)
 
 

@@ -22,11 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from porter.api import CompiledModel, InputSet, TensorSpec
-from porter.api import InputError
-from porter.api import Option
-from porter.api import atomic_write_bytes
-
+from porter.api import CompiledModel, InputError, InputSet, Option, TensorSpec, atomic_write_bytes
 from porter_ascend310.ais_bench import DIRNAME, AisBench, parse_ais_bench_summary, summary_path
 from porter_ascend310.msame import Msame, parse_msame_log
 from porter_ascend310.runner_base import OutputFormatError, Runner, RunnerInputError, RunResult

@@ -18,9 +18,7 @@ import numpy as np
 import onnx
 import torch
 
-from porter.api import InputSet, OnnxModel, ParityCheck
-from porter.api import InputError
-from porter.api import atomic_path, compare_tensors, model_io
+from porter.api import InputError, InputSet, OnnxModel, ParityCheck, atomic_path, compare_tensors, model_io
 
 INPUT_NAMES = ("spect", "lengths")
 OUTPUT_NAMES = ("probs", "out_lengths")

@@ -8,8 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from porter.api import hookimpl
-from porter.api import DatasetSpec, MetricSpec, ModelSpec, Option
+from porter.api import DatasetSpec, MetricSpec, ModelSpec, Option, hookimpl
 
 PLUGIN_VERSION = "1"
 # part of every model stage's cache key: bump it when the exported graph or the reference's numbers change

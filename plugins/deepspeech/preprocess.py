@@ -17,13 +17,19 @@ from typing import Mapping
 
 import numpy as np
 
-from porter.api import InputSet, write_sample
-from porter.api import InputError
-from porter.api import atomic_write_bytes
+from porter.api import InputError, InputSet, atomic_write_bytes, write_sample
 
 from .checkpoint import check_tensors_fit
-from .datasets import (RAW_S16BE_16K, RAW_SAMPLE_RATE, DroppedCharacters, Utterance, filter_transcript,
-                       read_an4_tree, read_manifest, read_raw_s16be)
+from .datasets import (
+    RAW_S16BE_16K,
+    RAW_SAMPLE_RATE,
+    DroppedCharacters,
+    Utterance,
+    filter_transcript,
+    read_an4_tree,
+    read_manifest,
+    read_raw_s16be,
+)
 from .export import ExportSettings
 from .features import Audio, check_usable, read_audio, spectrogram
 from .reference import load_eval_checkpoint

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from porter.api import InputSet, OutputSet, Timing, write_sample
-from porter.api import InputError
+from porter.api import InputError, InputSet, OutputSet, Timing, write_sample
 
 from .checkpoint import LoadedCheckpoint, build_model, load_checkpoint
 

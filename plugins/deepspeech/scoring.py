@@ -5,8 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-from porter.api import InputSet, Metrics, OutputSet, SampleScore
-from porter.api import InputError
+from porter.api import InputError, InputSet, Metrics, OutputSet, SampleScore
 
 from .decode import greedy_decode
 from .metrics import char_errors, corpus_wer_cer, word_errors

@@ -3,4 +3,5 @@ runs it at batch 1 or in bucketed batches. Modules: flags (the recipe's flags â†
 capabilities (what this CPU and OpenVINO offer), quantize (NNCF int8), compile (IR + property set + compiled
 blob), runner (inference), plugin (the hooks)."""
 
-PLUGIN_VERSION = "1"
+# 2: the compiled model carries the bf16/f16 fallback as a report note (CompiledModel.notes)
+PLUGIN_VERSION = "2"

@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from porter.api import CompiledModel, Evaluator, InputSet, OnnxModel
 from porter_openvino.capabilities import DEVICE, Capabilities
 from porter_openvino.flags import compile_properties
-
-from porter.api import CompiledModel, Evaluator, InputSet, OnnxModel
 
 IR_FILE = "model.xml"
 BLOB_CACHE = "blob_cache"  # inside the compile artifact unless the cache_dir flag names another
@@ -67,7 +66,7 @@ def read_back(compiled) -> dict[str, str]:
 
 
 def compile_model(model: OnnxModel, flags: Mapping[str, Any], workdir: Path, *, caps: Capabilities,
-                  inputs: InputSet | None = None, evaluate: Evaluator | None = None) -> CompiledModel:
+                  inputs: InputSet, evaluate: Evaluator | None = None) -> CompiledModel:
     import openvino as ov
 
     t0 = time.perf_counter()
@@ -108,4 +107,4 @@ def compile_model(model: OnnxModel, flags: Mapping[str, Any], workdir: Path, *, 
     size = ir.stat().st_size + ir.with_suffix(".bin").stat().st_size
     return CompiledModel(target="openvino", path=ir, source=model.path, inputs=model.inputs,
                          outputs=model.outputs, compile_seconds=seconds, size_bytes=size, details=details,
-                         estimate=quantized or precision != "f32")
+                         estimate=quantized or precision != "f32", notes=(plan.fallback,) if plan.fallback else ())

@@ -5,12 +5,11 @@ Each property flag maps to one OpenVINO property (PROPERTY_NAMES); None / 0 leav
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from porter_openvino.capabilities import Capabilities
-
 from porter.api import BATCHING_FLAGS, InputError, Option
+from porter_openvino.capabilities import Capabilities
 
 PRECISIONS = ("f32", "bf16", "f16")
 QUANTIZE = ("none", "int8", "int8_accuracy_control")
@@ -62,7 +61,6 @@ class PropertyPlan:
     requested_precision: str
     precision: str  # what is asked of OpenVINO after the fallback
     fallback: str = ""  # why precision differs from requested_precision, or ""
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def compile_properties(flags: Mapping[str, Any], caps: Capabilities) -> PropertyPlan:

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from porter_openvino import PLUGIN_VERSION, capabilities
-from porter_openvino.flags import FLAGS, RUN_FLAGS
-
 from porter.api import (
     OutputSet,
     TargetSpec,
@@ -15,6 +12,8 @@ from porter.api import (
     run_details,
     run_samples,
 )
+from porter_openvino import PLUGIN_VERSION, capabilities
+from porter_openvino.flags import FLAGS, RUN_FLAGS
 
 TARGET = "openvino"
 

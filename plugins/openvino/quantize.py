@@ -10,9 +10,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from porter_openvino.flags import ignored_scope_lists
-
 from porter.api import Evaluator, InputError, InputSet, TensorSpec, feeds_for
+from porter_openvino.flags import ignored_scope_lists
 
 
 @dataclass(frozen=True)

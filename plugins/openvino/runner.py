@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from porter_openvino.capabilities import DEVICE
-from porter_openvino.compile import cache_dir_for
 
 from porter.api import BaseRunner, CompiledModel
+from porter_openvino.capabilities import DEVICE
+from porter_openvino.compile import cache_dir_for
 
 
 class OpenVinoRunner(BaseRunner):
@@ -24,8 +24,8 @@ class OpenVinoRunner(BaseRunner):
         self.static_shapes = bool(flags.get("static_shapes"))
         self.cache = cache_dir_for(Path(compiled.path).parent, flags)
         self.properties = dict(compiled.details.get("properties") or {})
-        self.core = None
-        self.request = None
+        self.core: Any = None
+        self.request: Any = None
         self.outputs: list = []
         self.by_shape: dict[tuple, Any] = {}
         self.loaded_from_cache: bool | None = None

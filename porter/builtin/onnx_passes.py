@@ -14,9 +14,7 @@ import tempfile
 
 import onnx
 
-from porter import __version__, hookimpl
-from porter.errors import InputError
-from porter.specs import Option, PassSpec
+from porter.api import InputError, Option, PassSpec, __version__, hookimpl
 
 PLUGIN_VERSION = __version__
 

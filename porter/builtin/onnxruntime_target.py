@@ -8,12 +8,21 @@ from typing import Any
 
 import onnx
 
-from porter import __version__, hookimpl
-from porter.artifacts import CompiledModel, OutputSet, Timing
-from porter.batching import BATCHING_FLAGS, run_details, run_samples
-from porter.onnx_io import model_io, session
-from porter.runner import BaseRunner
-from porter.specs import Option, TargetSpec
+from porter.api import (
+    BATCHING_FLAGS,
+    BaseRunner,
+    CompiledModel,
+    Option,
+    OutputSet,
+    TargetSpec,
+    Timing,
+    __version__,
+    hookimpl,
+    model_io,
+    run_details,
+    run_samples,
+    session,
+)
 
 PLUGIN_VERSION = __version__
 TARGET = "onnxruntime"
@@ -51,7 +60,7 @@ def _kept_nodes(path: Path, keep_dtype) -> list[str]:
     """The names of the nodes a keep-list keeps (by name or op type) in the model at ``path``."""
     if not keep_dtype:
         return []
-    from porter.precision.keeplist import read_keep_dtype
+    from porter.api import read_keep_dtype
 
     keep = read_keep_dtype(keep_dtype)
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -153,8 +162,7 @@ def porter_run(target, compiled, inputs, workdir: Path):
     if target.name != TARGET:
         return None
     flags = target.flags
-    runner: OnnxRuntimeRunner
-    with OnnxRuntimeRunner(compiled, flags) as runner:  # type: ignore[assignment]  # __enter__ returns self
+    with OnnxRuntimeRunner(compiled, flags) as runner:
         run = run_samples(runner, inputs, workdir, batching=flags["batching"], batch_size=flags["batch_size"],
                           max_batch_frames=flags["max_batch_frames"], warmup=flags["warmup"], label=TARGET)
         names = runner.output_names

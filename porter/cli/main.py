@@ -10,7 +10,8 @@ from porter.errors import EXIT_FAILURE, InputError, PorterError
 
 
 def build_parser(plugins=None) -> argparse.ArgumentParser:
-    from porter.cli import compare, debug, doctor, plugins as plugins_cmd, precision_search, run, validate
+    from porter.cli import compare, debug, doctor, precision_search, run, validate
+    from porter.cli import plugins as plugins_cmd
 
     parser = argparse.ArgumentParser(prog="porter", description="Port trained models to inference targets: "
                                      "export, graph-fix, compile, preprocess, run, score — from one recipe.")

@@ -180,10 +180,11 @@ def plot(report: DivergenceReport, path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     floor = 1e-12  # an exact match would vanish from a log axis
-    for group, style in ((True, {"color": "tab:blue", "s": 18, "label": "computing layer"}),
-                         (False, {"color": "tab:gray", "s": 8, "label": "data movement"})):
+    for group, color, size, label in ((True, "tab:blue", 18, "computing layer"),
+                                      (False, "tab:gray", 8, "data movement")):
         chosen = [x for x in points if x.computes == group]
-        ax.scatter([x.depth for x in chosen], [max(x.agreement.max_rel, floor) for x in chosen], **style)
+        ax.scatter([x.depth for x in chosen], [max(x.agreement.max_rel, floor) for x in chosen], s=size,
+                   color=color, label=label)
     ax.axhline(report.tolerance, color="tab:red", linestyle="--", linewidth=1, label="tolerance")
     first = report.first_beyond
     if first is not None:

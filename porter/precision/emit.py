@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 import yaml
@@ -62,24 +63,26 @@ def recipe_fragment(variant, knob_pass: str | None, keep_file: Path, base_passes
     """The variant with the keep-list applied through the knob the search used, and an ascend310 variant whose
     atc command line takes the same file."""
     name = f"{variant}_kept"
+    applied: dict[str, Any]
     if knob_pass is None:
         applied = {"target": {"flags": {"keep_dtype": str(keep_file)}}}
     else:
         passes = []
         for p in base_passes:
-            entry = {"name": p.name, "options": {k: (str(v) if isinstance(v, Path) else v)
+            entry: dict[str, Any] = {"name": p.name, "options": {k: (str(v) if isinstance(v, Path) else v)
                                                  for k, v in p.options.items() if v is not None},
                      "tolerance": p.tolerance}
             if p.name == knob_pass:
                 entry["options"]["keep_dtype"] = str(keep_file)
             passes.append(entry)
         applied = {"graph_fix": passes}
-    ascend = {"graph_fix": [p["name"] for p in applied.get("graph_fix", []) if p["name"] != knob_pass] or None,
-              "target": {"name": "ascend310", "flags": {"precision_mode": "force_fp16",
-                                                        "keep_dtype": str(keep_file)}}}
+    kept_passes = [p["name"] for p in applied.get("graph_fix", []) if p["name"] != knob_pass]
+    ascend: dict[str, Any] = {"graph_fix": kept_passes or None,
+                              "target": {"name": "ascend310", "flags": {"precision_mode": "force_fp16",
+                                                                        "keep_dtype": str(keep_file)}}}
     if ascend["graph_fix"] is None:
         del ascend["graph_fix"]
-    variants = {name: applied, f"{variant}_ascend310_kept": ascend}
+    variants: dict[str, Any] = {name: applied, f"{variant}_ascend310_kept": ascend}
     if openvino_names is not None:  # NNCF int8 on OpenVINO, the same nodes left in floating point
         variants[f"{variant}_openvino_int8_kept"] = {
             **({"graph_fix": ascend["graph_fix"]} if "graph_fix" in ascend else {}),

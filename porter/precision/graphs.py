@@ -60,25 +60,28 @@ def variant_graphs(recipe: Recipe, plugins, name: str, *, executor: str = "local
                          "graph with its export: name a variant with a target", field="--variant")
     plan = build_plan(dataclasses.replace(recipe, variants=(variant,)), plugins)
     path = plan.paths[0]
+    export_key, compile_key = path.export, path.compile
+    if export_key is None or compile_key is None:  # only the reference's path skips them, and it was refused
+        raise ValueError(f"variant {name!r} has no export or compile stage in its plan")
     ws = Workspace(recipe.workspace)
     ws.sweep_temporaries()
     results = get_executor(executor, address).execute(upstream_plan(plan), plugins, ws, progress=progress)
-    for key in (path.preprocess, path.export, *path.graph_fix):
+    for key in (path.preprocess, export_key, *path.graph_fix):
         res = results[key]
         if res.value is None:
             raise InputError(f"variant {name!r}: the {res.record.stage} stage ({res.record.label}) did not produce "
                              f"its artifact: {res.record.message}", field="--variant")
-    export = results[path.export].value
+    export = results[export_key].value
     last = results[path.graph_fix[-1]].value if path.graph_fix else export
-    compiled = results[path.compile]
+    compiled = results[compile_key]
     graph, graph_from, message = last.path, ("graph_fix " + path.variant.passes[-1].name if path.graph_fix
                                              else "export"), ""
     if compiled.value is not None and Path(compiled.value.path).suffix == ".onnx":
-        graph, graph_from = compiled.value.path, f"compile ({variant.target.name})"
+        graph, graph_from = compiled.value.path, f"compile ({variant.ported_target.name})"
     elif compiled.value is None:
         message = compiled.record.message
     else:
-        message = f"{variant.target.name} compiles to {Path(compiled.value.path).name}"
+        message = f"{variant.ported_target.name} compiles to {Path(compiled.value.path).name}"
     models = (export.path, *(results[k].value.path for k in path.graph_fix))
     return VariantGraphs(variant, results[path.preprocess].value, export.path, Path(graph), graph_from, message,
                          tuple(Path(m) for m in models))

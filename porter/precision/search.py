@@ -53,7 +53,7 @@ class Knob:
 
     def describe(self, variant: Variant) -> str:
         if self.pass_index is None:
-            return f"target {variant.target.name!r} flag {self.flag}"
+            return f"target {variant.ported_target.name!r} flag {self.flag}"
         return f"graph pass {variant.passes[self.pass_index].name!r} option {self.flag}"
 
 
@@ -117,12 +117,12 @@ def find_knob(variant: Variant, plugins, graphs: VariantGraphs) -> Knob:
         spec = plugins.registry.get("passes", variant.passes[index].name)
         if KNOB in spec.options:
             return Knob(index, graphs.model_before_pass(index))
-    spec = plugins.registry.get("targets", variant.target.name)
+    spec = plugins.registry.get("targets", variant.ported_target.name)
     for flag in (KNOB, SCOPE_KNOB):
         if flag in spec.flags:
             return Knob(None, graphs.compile_input, flag)
     raise InputError(f"variant {variant.name!r} has nothing that takes a keep-list: none of its graph passes has a "
-                     f"{KNOB!r} option and its target {variant.target.name!r} has no {KNOB!r} or {SCOPE_KNOB!r} "
+                     f"{KNOB!r} option and its target {variant.ported_target.name!r} has no {KNOB!r} or {SCOPE_KNOB!r} "
                      "flag (emulate_fp16 and the onnxruntime, ascend310 and openvino targets do)", field="--variant")
 
 
@@ -182,8 +182,8 @@ class Searcher:
         name = f"{self.variant.name}_keep{len(kept)}_{digest(text)[:6]}"
         if self.knob.pass_index is None:
             value = {"names": list(kept)} if self.knob.flag == SCOPE_KNOB else path
-            target = dataclasses.replace(self.variant.target,
-                                         flags={**self.variant.target.flags, self.knob.flag: value})
+            ported = self.variant.ported_target
+            target = dataclasses.replace(ported, flags={**ported.flags, self.knob.flag: value})
             return dataclasses.replace(self.variant, name=name, target=target), path
         passes = list(self.variant.passes)
         chosen = passes[self.knob.pass_index]

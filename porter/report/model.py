@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from porter.artifacts import ParityCheck, PassRecord, SampleScore
-from porter.plugins import PluginInfo
 from porter.codec import encode
 from porter.fsutil import atomic_write_text
+from porter.plugins import PluginInfo
 
 NAN = float("nan")
 
@@ -95,7 +95,10 @@ class VariantReport:
     pass_records: list[PassRecord] = field(default_factory=list)
     samples: list[SampleScore] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)  # stage:label → content digest
-    details: dict[str, Any] = field(default_factory=dict)  # what the stages reported: "run", "compile", notes
+    details: dict[str, Any] = field(default_factory=dict)  # what the stages reported: "run", "compile"
+    # sentences a reader of this variant's figures should know, in the plugins' words: the data's (InputSet.notes)
+    # and the compiler's (CompiledModel.notes: a precision the device lacks, run in another)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def cache_hits(self) -> int:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from porter.fsutil import atomic_write_text, make_dirs
 from porter.report.html import render_html
 from porter.report.markdown import render_markdown
 from porter.report.model import RunReport
-from porter.fsutil import atomic_write_text, make_dirs
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 

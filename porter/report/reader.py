@@ -186,7 +186,8 @@ def _variant(f: _Fields, data: Any, where: str) -> VariantReport:
         stages=each("stages", _stage), checks=each("checks", _check), pass_records=each("pass_records", _pass_record),
         samples=each("samples", _sample),
         artifacts=f.strings(data.get("artifacts"), f"{where}.artifacts"),
-        details=f.plain(data.get("details"), f"{where}.details"))
+        details=f.plain(data.get("details"), f"{where}.details"),
+        notes=[f.text(n, f"{where}.notes[{i}]") for i, n in enumerate(f.items(data.get("notes"), f"{where}.notes"))])
 
 
 def _verdict(f: _Fields, data: Any, where: str) -> Verdict:

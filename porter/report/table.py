@@ -8,11 +8,10 @@ shows its last component. Colour only on a terminal; piped output is plain text,
 """
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import math
 import shutil
 import textwrap
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -271,8 +270,11 @@ def render_table(report: RunReport, *, width: int | None = None, wide: bool = Fa
                 line = textwrap.fill(line, width=width, subsequent_indent="    ", break_long_words=False)
             out.append(_colour_status(line, v.status) if color else line)
     for v in report.variants:
-        if v.details.get("random_inputs"):
-            out.append(f"{v.name}: {v.details['random_inputs']}")
+        said = ([v.details["random_inputs"]] if v.details.get("random_inputs") else []) + v.notes
+        for note in said:
+            line = f"{v.name}: {note}"
+            out.append(line if wide else textwrap.fill(line, width=width, subsequent_indent="    ",
+                                                       break_long_words=False))
     return "\n".join(out)
 
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from fakes import toolbox as tb
+
 from porter.artifacts import TensorSpec
 from porter.errors import InputError
 from porter_ascend310 import atc, plugin, runners

@@ -7,10 +7,11 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from fakes import toolbox as tb
+
 from porter.api import StageContext
 from porter.errors import InputError, ToolMissingError
+from porter.report.model import RunReport
 from porter_ascend310 import bundle, bundle_score, plugin
 
 
@@ -166,6 +167,7 @@ def test_compiled_here_but_runner_missing(tmp_path, host, monkeypatch):
     _assert_same(outputs, tb.direct_outputs(model.path, inputs))
 
 
+@pytest.mark.slow
 def test_hostile_values_survive_run_sh(tmp_path, host):
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     inputs = tb.tiny_inputs(tmp_path / "inputs", lengths=(4,))
@@ -206,6 +208,7 @@ def test_paths_cannot_leave_the_bundle(tmp_path, host):
     assert not (tmp_path / "x.om").exists()
 
 
+@pytest.mark.slow
 def test_rewriting_entries_keeps_returned_outputs(tmp_path, host):
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     inputs = tb.tiny_inputs(tmp_path / "inputs", lengths=(5,))
@@ -230,8 +233,13 @@ def test_recipe_and_workspace_are_recorded(tmp_path, host, monkeypatch):
     manifest = bundle.read_manifest(where)
     assert manifest["recipe"] == str(tmp_path / "recipe.yaml")
     assert manifest["workspace"] == str((tmp_path / "ws").resolve())
-    (tmp_path / "ws" / "report.json").write_text(json.dumps({"recipe": "/somewhere/r.yaml"}))
+    report = RunReport(recipe="/somewhere/r.yaml", recipe_digest="0" * 64, name="r", workspace=str(tmp_path / "ws"),
+                       started="2026-01-01T00:00:00+00:00", wall_seconds=1.0, porter_version="0.1.0",
+                       executor="local", plugins=[], libraries={}, tools={}, host={}, variants=[])
+    report.write(tmp_path / "ws" / "report.json")
     assert bundle_score.recipe_of_workspace(tmp_path / "ws") == "/somewhere/r.yaml"
+    (tmp_path / "ws" / "report.json").write_text(json.dumps({"recipe": "/somewhere/r.yaml"}))
+    assert bundle_score.recipe_of_workspace(tmp_path / "ws") is None  # not a report: the user names the recipe
 
 
 def test_score_refuses_what_it_cannot_use(tmp_path):

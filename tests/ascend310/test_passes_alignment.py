@@ -2,12 +2,12 @@
 units really stay zero."""
 from __future__ import annotations
 
+import lstm_models as lm
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import lstm_models as lm
 from porter.errors import InputError
 from porter_ascend310.passes.alignment import pad_rnn_to_multiple
 

@@ -1,15 +1,18 @@
 """BatchNorm folding into RNN, MatMul/Gemm and Conv weights, and the places it must refuse to fold."""
 from __future__ import annotations
 
+import lstm_models as lm
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-import lstm_models as lm
-from porter_ascend310.passes.batchnorm_folding import (fold_batchnorm_into_conv, fold_batchnorm_into_lstm,
-                                                       fold_batchnorm_into_matmul)
+from porter_ascend310.passes.batchnorm_folding import (
+    fold_batchnorm_into_conv,
+    fold_batchnorm_into_lstm,
+    fold_batchnorm_into_matmul,
+)
 
 
 def _copy(model):

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import inspect
 
+import lstm_models as lm
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import lstm_models as lm
 from porter.builtin import onnx_passes
 from porter.errors import InputError
 from porter.specs import PassConfig, PassSpec

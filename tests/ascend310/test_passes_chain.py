@@ -4,12 +4,11 @@ Every comparison runs a padded batch (lengths differ, padding holds random value
 """
 from __future__ import annotations
 
+import lstm_models as lm
 import numpy as np
 import onnx
 import pytest
 from torch import nn
-
-import lstm_models as lm
 
 TOLERANCE = 1e-4
 
@@ -113,8 +112,9 @@ FULL_CHAIN = ("cleanup", "fold_batchnorm_into_conv") + lm.USER_CHAIN[1:]
 def deepspeech_exports(tmp_path_factory):
     deepspeech = pytest.importorskip("porter_deepspeech.model")
     export = pytest.importorskip("porter_deepspeech.export")
-    from porter_deepspeech.labels import V3_LABELS
     import torch
+
+    from porter_deepspeech.labels import V3_LABELS
 
     torch.manual_seed(0)
     model = deepspeech.DeepSpeech(V3_LABELS, deepspeech.ModelConfig(hidden_size=20, hidden_layers=3)).eval()

@@ -1,13 +1,13 @@
 """Axis tracking (layout.py), cancel_transposes and drop_full_length_sequence_lens."""
 from __future__ import annotations
 
+import lstm_models as lm
 import numpy as np
 import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-import lstm_models as lm
 from porter.errors import InputError
 from porter_ascend310.passes.layout import Atom, Size, regroup
 from porter_ascend310.passes.rnn_split import split_bidirectional_lstm

@@ -1,12 +1,12 @@
 """emulate_fp16: an fp16-storage estimate on ONNX Runtime that really rounds, within its loose tolerance."""
 from __future__ import annotations
 
+import lstm_models as lm
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-import lstm_models as lm
 from porter_ascend310.passes import PASSES
 from porter_ascend310.passes.precision import emulate_fp16
 

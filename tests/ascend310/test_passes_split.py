@@ -1,6 +1,7 @@
 """split_bidirectional_lstm and direction_sum_to_add, pass by pass, against the unsplit graphs."""
 from __future__ import annotations
 
+import lstm_models as lm
 import numpy as np
 import onnx
 import pytest
@@ -8,7 +9,6 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from torch import nn
 
-import lstm_models as lm
 from porter_ascend310.passes.direction_sum import direction_sum_to_add
 from porter_ascend310.passes.rnn_split import split_bidirectional_lstm
 

@@ -6,8 +6,8 @@ import json
 import subprocess
 
 import pytest
-
 from fakes import toolbox as tb
+
 from porter.errors import EXIT_TOOL_MISSING
 
 ASCEND_VARIANTS = {
@@ -38,6 +38,7 @@ def _same_scores(variants, names):
         assert variants[name]["latency_ms"]["p50"] > 0
 
 
+@pytest.mark.slow
 def test_ascend_variants_run_with_the_tools_on_path(porter_project, tmp_path, monkeypatch):
     fake = tb.install(tmp_path / "tools", monkeypatch)
     recipe = _recipe(porter_project)
@@ -55,6 +56,7 @@ def test_ascend_variants_run_with_the_tools_on_path(porter_project, tmp_path, mo
         assert name in out
 
 
+@pytest.mark.slow
 def test_bundle_round_trip_reproduces_the_local_table(porter_project, tmp_path, monkeypatch):
     host = tb.install(tmp_path / "host", monkeypatch)
     tb.no_tools(tmp_path / "here", monkeypatch)

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
 from fakes import toolbox as tb
+
 from porter.artifacts import CompiledModel, TensorSpec
 from porter.errors import InputError, ToolMissingError
 from porter_ascend310 import plugin, runners
@@ -61,6 +61,7 @@ def test_ais_bench_argv():
 @pytest.mark.parametrize("runner, outfmt, atol", [("msame", "BIN", 0.0), ("msame", "TXT", 1e-5),
                                                   ("ais_bench", "NPY", 0.0), ("ais_bench", "BIN", 0.0),
                                                   ("ais_bench", "TXT", 1e-5)])
+@pytest.mark.slow
 def test_local_run_matches_onnx_runtime(tmp_path, monkeypatch, runner, outfmt, atol):
     fake = tb.install(tmp_path / "tools", monkeypatch)
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
@@ -103,6 +104,7 @@ def test_sample_longer_than_the_compiled_shape_is_refused(tmp_path, monkeypatch)
         _run(tmp_path, compiled, inputs)
 
 
+@pytest.mark.slow
 def test_dynamic_dims_pick_the_smallest_profile_that_fits(tmp_path, monkeypatch):
     fake = tb.install(tmp_path / "tools", monkeypatch)
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1, frames="time")

@@ -10,8 +10,8 @@ import subprocess
 import numpy as np
 import onnx
 import pytest
-
 from fakes import toolbox as tb
+
 from porter.api import StageContext
 from porter.artifacts import TensorSpec
 from porter.errors import InputError, ToolMissingError
@@ -57,6 +57,7 @@ def _same(outputs, expected, atol=0.0):
 # --- 1. msame writes whole output buffers, sized for the largest profile, under --dymHW / --dymDims ---------
 
 
+@pytest.mark.slow
 def test_msame_dym_dims_outputs_are_read_from_max_profile_buffers(tmp_path, monkeypatch):
     host = tb.install(tmp_path / "host", monkeypatch)
     tb.no_tools(tmp_path / "here", monkeypatch)
@@ -79,6 +80,7 @@ def test_msame_dym_dims_outputs_are_read_from_max_profile_buffers(tmp_path, monk
     _same(outputs, _direct(model.path, inputs, frames=4), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_msame_dym_batch_files_are_shrunk_as_msame_does(tmp_path, monkeypatch):
     tb.install(tmp_path / "tools", monkeypatch)
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch="batch")
@@ -118,6 +120,7 @@ def test_a_dynamic_model_is_tuned_through_the_fake_aoe(tmp_path, monkeypatch):
 # --- 4. input_fp16_nodes changes the input dtype; AIPP changes the input format ----------------------------
 
 
+@pytest.mark.slow
 def test_input_fp16_nodes_inputs_are_written_in_fp16(tmp_path, monkeypatch):
     tb.install(tmp_path / "tools", monkeypatch)
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
@@ -206,6 +209,7 @@ def _named(tmp_path):
     return model
 
 
+@pytest.mark.slow
 def test_per_output_output_type_retypes_the_named_output(tmp_path, monkeypatch):
     tb.install(tmp_path / "tools", monkeypatch)
     model = _named(tmp_path)
@@ -239,6 +243,7 @@ def test_txt_combinations_that_lose_values_are_refused_or_warned():
     assert "six decimals" in warning and "5e-7" in warning
 
 
+@pytest.mark.slow
 def test_ais_bench_txt_run_records_its_warning(tmp_path, monkeypatch, capsys):
     tb.install(tmp_path / "tools", monkeypatch)
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
@@ -251,6 +256,7 @@ def test_ais_bench_txt_run_records_its_warning(tmp_path, monkeypatch, capsys):
 # --- 10. run.sh takes ATC= / MSAME= / AIS_BENCH=, says which tool is missing, umask 022; ais_bench paths ----
 
 
+@pytest.mark.slow
 def test_run_sh_takes_tool_variables_and_names_the_missing_tool(tmp_path, monkeypatch):
     host = tb.install(tmp_path / "host", monkeypatch, tools=("atc",))
     tb.no_tools(tmp_path / "here", monkeypatch)
@@ -289,6 +295,7 @@ def test_ais_bench_path_rules(tmp_path):
         AisBench().check_paths("model.onnx", ["in"], "out")
 
 
+@pytest.mark.slow
 def test_local_ais_bench_run_survives_a_permissive_umask(tmp_path, monkeypatch):
     tb.install(tmp_path / "tools", monkeypatch)  # the fake refuses group-writable paths as ais_bench does
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)
@@ -305,6 +312,7 @@ def test_local_ais_bench_run_survives_a_permissive_umask(tmp_path, monkeypatch):
 # --- 11. msame takes --input as files when its first path holds ".bin"; implmode help names Ascend IR types --
 
 
+@pytest.mark.slow
 def test_msame_input_folders_never_look_like_files(tmp_path, monkeypatch):
     with pytest.raises(RunnerInputError, match="'.bin'"):
         Msame().check_paths("m.om", ["data.bin.d/spect"], "out")
@@ -319,6 +327,7 @@ def test_msame_input_folders_never_look_like_files(tmp_path, monkeypatch):
     assert "DynamicRNN" in atc.ATC_OPTIONS["optypelist_for_implmode"].help
 
 
+@pytest.mark.slow
 def test_msame_log_lines_give_per_file_times_in_input_order(tmp_path, monkeypatch):
     tb.install(tmp_path / "tools", monkeypatch)  # the fake sorts data1, data10, data11, data2 as msame does
     model = tb.tiny_onnx(tmp_path / "tiny.onnx", batch=1)

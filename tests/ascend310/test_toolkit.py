@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from fakes import toolbox as tb
+
 from porter.errors import ToolMissingError
 from porter_ascend310 import plugin, toolkit
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from porter import hookimpl
 from porter.agreement import compare_samples, first_problem, worst_difference
-from porter.artifacts import Metrics, OnnxModel, OutputSet, ParityCheck, SampleScore, Timing, InputSet, write_sample
+from porter.artifacts import InputSet, Metrics, OnnxModel, OutputSet, ParityCheck, SampleScore, Timing, write_sample
 from porter.onnx_io import model_io, opset_of
 from porter.specs import DatasetSpec, MetricSpec, ModelSpec, Option, PassSpec
 

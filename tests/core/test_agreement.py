@@ -7,8 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from porter.agreement import (TensorAgreement, combine, compare_outputs, compare_samples, compare_tensors,
-                              first_problem, summary, worst_difference)
+from porter.agreement import (
+    TensorAgreement,
+    combine,
+    compare_outputs,
+    compare_samples,
+    compare_tensors,
+    first_problem,
+    summary,
+    worst_difference,
+)
 
 REF = np.array([[1.0, -2.0, 4.0]], dtype=np.float32)
 

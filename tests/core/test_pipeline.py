@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -49,13 +48,9 @@ def test_unchanged_rerun_reuses_every_stage(porter_project):
     recipe = porter_project.base_recipe()
     recipe["metrics"] = ["error_rate", "accuracy"]  # not in alphabetical order
     recipe = porter_project.write_recipe(recipe)
-    t0 = time.perf_counter()
     code, cold_out, _ = porter_project.porter("run", recipe)
     assert code == 0
-    cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
     code, out, _ = porter_project.porter("run", recipe)
-    warm = time.perf_counter() - t0
     assert code == 0
     # the same columns in the same order, whether the scores were computed or read back from the cache
     header = [line for line in out.splitlines() if line.startswith("variant")]
@@ -66,8 +61,7 @@ def test_unchanged_rerun_reuses_every_stage(porter_project):
     assert report["stage_counts"]["computed"] == 0
     assert report["stage_counts"]["cached"] == 7  # preprocess is shared by both variants: 1 + 2 + 4
     assert all(s["cache_hit"] for v in report["variants"] for s in v["stages"])
-    assert "0 computed" in out
-    assert warm < cold
+    assert "0 computed" in out  # how much faster that is, bench/ measures; a timed assertion here only flakes
 
 
 @pytest.mark.slow

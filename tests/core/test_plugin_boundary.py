@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import porter.api
@@ -26,8 +28,8 @@ def _porter_imports(path: Path):
 
 def test_plugins_import_only_the_declared_api():
     offenders = []
-    # the builtin generic model plugin is the example of a third-party one: it keeps to the API too
-    for path in sorted([*(ROOT / "plugins").rglob("*.py"), *(ROOT / "porter" / "builtin" / "generic").rglob("*.py")]):
+    # builtins are registered like third-party plugins, and written like them: they keep to the API too
+    for path in sorted([*(ROOT / "plugins").rglob("*.py"), *(ROOT / "porter" / "builtin").rglob("*.py")]):
         for line, module, node in _porter_imports(path):
             if module != "porter.api":
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
@@ -48,3 +50,11 @@ def test_the_boundary_check_sees_a_reach_into_the_core(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from porter.workspace import Workspace\nimport porter.cli.main\n")
     assert [m for _, m, _ in _porter_imports(bad)] == ["porter.workspace", "porter.cli.main"]
+
+
+def test_the_api_stands_below_the_command_line():
+    """A plugin importing porter.api must not drag in porter's argument parsers: the CLI is built on the API,
+    not the other way round."""
+    code = "import sys, porter.api; print(sorted(m for m in sys.modules if m.startswith('porter.cli')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from porter.cli.run import StageProgress
+from porter.console import StageProgress
 from porter.report.model import Latency, RunReport, StageRecord, VariantReport
 from porter.report.pareto import mark_pareto
 from porter.report.table import PIPED_WIDTH, render_table, table_columns, terminal_width

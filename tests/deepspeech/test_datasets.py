@@ -5,11 +5,19 @@ import json
 
 import numpy as np
 import pytest
-
 from pipeline_support import PROMPTS, write_an4_forms
+
 from porter.errors import InputError
-from porter_deepspeech.datasets import (RAW_S16BE_16K, WAV, DroppedCharacters, clean_an4_transcript,
-                                        filter_transcript, read_an4_tree, read_manifest, read_raw_s16be)
+from porter_deepspeech.datasets import (
+    RAW_S16BE_16K,
+    WAV,
+    DroppedCharacters,
+    clean_an4_transcript,
+    filter_transcript,
+    read_an4_tree,
+    read_manifest,
+    read_raw_s16be,
+)
 from porter_deepspeech.features import load_audio
 from porter_deepspeech.labels import V3_LABELS
 

@@ -7,11 +7,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from pipeline_support import dataset_config, deepspeech_plugins, model_config, tiny_checkpoint, write_an4_forms
 
-from pipeline_support import (dataset_config, deepspeech_plugins, model_config, tiny_checkpoint,
-                              write_an4_forms)
-from porter_deepspeech.export import (ExportParityError, ExportSettings, check_parity, export_checked,
-                                      frozen_mask_nodes, pick_examples, raise_if_failed)
+from porter_deepspeech.export import (
+    ExportParityError,
+    ExportSettings,
+    check_parity,
+    export_checked,
+    frozen_mask_nodes,
+    pick_examples,
+    raise_if_failed,
+)
 from porter_deepspeech.reference import load_eval_model
 
 STATIC = 140  # frames; the espeak utterances are 70-130 frames, so every one of them is padded

@@ -7,9 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from pipeline_support import (
+    PROMPTS,
+    dataset_config,
+    deepspeech_plugins,
+    model_config,
+    speak,
+    tiny_checkpoint,
+    write_an4_forms,
+)
 
-from pipeline_support import (PROMPTS, dataset_config, deepspeech_plugins, model_config, speak, tiny_checkpoint,
-                              write_an4_forms)
 from porter.artifacts import OutputSet, Timing, write_sample
 from porter.errors import InputError
 from porter.specs import DatasetConfig, ModelConfig

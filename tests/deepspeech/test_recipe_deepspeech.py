@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
-from pipeline_support import PROMPTS, tiny_checkpoint, write_an4_forms
 import pytest
+import yaml
+from pipeline_support import PROMPTS, tiny_checkpoint, write_an4_forms
 
 
 def _run_recipe(tmp_path, capsys, recipe: dict) -> tuple[dict, str]:
@@ -57,6 +56,7 @@ def test_reference_and_onnxruntime_variants_score_identically(tmp_path, capsys):
     assert "ort_fp32" in out and "wer" in out.lower()
 
 
+@pytest.mark.slow
 def test_bucketed_batches_equal_one_at_a_time_and_int8_is_scored(tmp_path, capsys):
     import numpy as np
 

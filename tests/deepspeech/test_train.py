@@ -10,8 +10,15 @@ import torch
 from porter_deepspeech.checkpoint import build_model, load_checkpoint
 from porter_deepspeech.labels import V3_LABELS
 from porter_deepspeech.model import DeepSpeech, ModelConfig, SpectConfig
-from porter_deepspeech.train import (RESUME_NAME, TrainConfig, epoch_batches, learning_rate, load_resume,
-                                     restore_training_state, train)
+from porter_deepspeech.train import (
+    RESUME_NAME,
+    TrainConfig,
+    epoch_batches,
+    learning_rate,
+    load_resume,
+    restore_training_state,
+    train,
+)
 
 torch.set_num_threads(1)
 

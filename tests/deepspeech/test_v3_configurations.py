@@ -7,9 +7,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from porter_deepspeech.checkpoint import build_model, load_checkpoint
-from porter_deepspeech.features import load_audio, spectrogram
-from porter_deepspeech.model import ModelConfig, SpectConfig
 from v3_layout import (
     FIXTURE,
     FIXTURE_CKPT,
@@ -19,6 +16,10 @@ from v3_layout import (
     v3_state_dict,
     write_v3_checkpoint,
 )
+
+from porter_deepspeech.checkpoint import build_model, load_checkpoint
+from porter_deepspeech.features import load_audio, spectrogram
+from porter_deepspeech.model import ModelConfig, SpectConfig
 
 torch.set_num_threads(1)
 
@@ -101,6 +102,7 @@ def test_probabilities_equal_v3_alone_and_in_a_padded_batch(made, spects):
 
 def test_onnx_export_equals_v3(made, spects, tmp_path):
     import onnxruntime as ort
+
     from porter_deepspeech.export import Example, ExportSettings, export_checked
 
     cfg, state_dict, path = made

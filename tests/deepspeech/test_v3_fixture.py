@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from porter_deepspeech.checkpoint import build_model, load_checkpoint
 from porter_deepspeech.features import load_audio, spectrogram
 from porter_deepspeech.labels import V3_LABELS
@@ -140,6 +141,7 @@ ASCEND_PASSES = ["cleanup", "fold_batchnorm_into_conv", "fold_batchnorm_into_lst
                  "cleanup"]
 
 
+@pytest.mark.slow
 def test_recipe_over_the_three_utterances(tmp_path, capsys):
     """Reference, ONNX Runtime and the Ascend pass chain on the V3.0 checkpoint: same transcripts, every check
     within its tolerance."""
@@ -183,6 +185,7 @@ def test_recipe_over_the_three_utterances(tmp_path, capsys):
     assert "BatchNormalization" not in records[-1]["ops_after"] and records[-1]["ops_after"]["LSTM"] == 4
 
 
+@pytest.mark.slow
 def test_the_default_recipe_pointed_at_the_v3_checkpoint(tmp_path, capsys, monkeypatch):
     """Issue 22's "done when": the shipped recipe with model.options.checkpoint set to a V3.0 checkpoint gives the
     variants table, every fp32 variant transcribing as the reference. The dataset is the fixture's utterances

@@ -82,6 +82,7 @@ def _kill_when_stalled(cluster, names: tuple[str, ...], killed: dict) -> threadi
     return thread
 
 
+@pytest.mark.slow
 def test_variants_spread_by_resource_and_report_equals_local(project, local_reference, spread_cluster):
     ws = project.workspace("spread")
     report = run_recipe(project.recipe, workspace=ws, executor="dask", address=spread_cluster.scheduler_address)
@@ -131,6 +132,7 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_interrupted_driver_leaves_no_partial_artifact_and_a_rerun_resumes(project, local_reference,
                                                                          spread_cluster):
     stall_dir = Path(spread_cluster.env["PORTER_TEST_STALL_DIR"])
@@ -165,6 +167,7 @@ def test_interrupted_driver_leaves_no_partial_artifact_and_a_rerun_resumes(proje
     assert_same_report(resumed, ws, local_reference, project.workspace("local"))
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_stage_is_retried_on_another_and_report_is_unchanged(project, local_reference,
                                                                                dask_cluster):
     cluster = dask_cluster({"w-a": "builder=1 runner=1", "w-b": "builder=1 runner=1"})
@@ -185,6 +188,7 @@ def test_worker_killed_mid_stage_is_retried_on_another_and_report_is_unchanged(p
     assert not any(run_dir.glob("[!.]*/partial-output.bin"))
 
 
+@pytest.mark.slow
 def test_retries_on_worker_loss_are_bounded(project, dask_cluster):
     from porter.exec.dask import ClusterError
 
@@ -204,6 +208,7 @@ def test_retries_on_worker_loss_are_bounded(project, dask_cluster):
     assert cluster.addresses[killed["name"]] in message and "allowed-failures" in message
 
 
+@pytest.mark.slow
 def test_last_worker_with_a_resource_lost_fails_within_timeout_and_rerun_resumes(project, local_reference,
                                                                                  dask_cluster, monkeypatch):
     from porter.exec.dask import ResourceUnavailableError
@@ -230,6 +235,7 @@ def test_last_worker_with_a_resource_lost_fails_within_timeout_and_rerun_resumes
     assert_same_report(resumed, ws, local_reference, project.workspace("local"))
 
 
+@pytest.mark.slow
 def test_local_cluster_binds_loopback_only_and_matches_in_process(project, local_reference, monkeypatch,
                                                                   listening_hosts):
     import psutil
@@ -257,8 +263,8 @@ def test_local_cluster_binds_loopback_only_and_matches_in_process(project, local
 # ------------------------------------------------------------------------------------------------ no cluster needed
 
 def test_worker_refuses_a_plugin_set_that_differs_from_the_drivers(project, monkeypatch):
-    from porter.exec.dask import WorkerPlugins, worker_plugin_set
     from porter.errors import InputError
+    from porter.exec.dask import WorkerPlugins, worker_plugin_set
     from porter.plugins import load_plugins
 
     monkeypatch.syspath_prepend(str(project.root))
@@ -273,8 +279,8 @@ def test_worker_refuses_a_plugin_set_that_differs_from_the_drivers(project, monk
 
 
 def test_in_process_plugin_objects_cannot_be_shipped_to_workers():
-    from porter.exec.dask import WorkerPlugins
     from porter.errors import InputError
+    from porter.exec.dask import WorkerPlugins
     from porter.plugins import load_plugins
 
     class Inline:
@@ -286,8 +292,8 @@ def test_in_process_plugin_objects_cannot_be_shipped_to_workers():
 
 def test_resource_needs_merge_by_maximum_and_placement_names_what_is_lacking():
     from porter import hookimpl
-    from porter.exec.dask import missing_resources, stage_resources
     from porter.errors import InputError
+    from porter.exec.dask import missing_resources, stage_resources
     from porter.plan import StageNode
     from porter.plugins import load_plugins
     from porter.specs import TargetConfig

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 import yaml
 from generic_files import EXAMPLES, ROOT
 
-import pytest
-
-from porter.plan import build_plan
 from porter.pipeline import prepare
+from porter.plan import build_plan
 
 
 def _write(tmp_path, recipe: dict):

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from generic_files import write_npz_folder
 
 from porter.artifacts import TensorSpec
 from porter.builtin.generic.tensors import RANDOM_NOTE, build_input_set, dataset_references
 from porter.errors import InputError
-
-from generic_files import write_npz_folder
 
 SPECS = (TensorSpec("image", ("batch", 1, 4, 4), "float32"), TensorSpec("ids", ("batch", "seq"), "int64"))
 

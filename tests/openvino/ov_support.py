@@ -53,3 +53,19 @@ def run_recipe(root: Path, capsys, data: dict, *, name: str = "recipe.yaml", wor
 
 def variants_of(report: dict) -> dict:
     return {v["name"]: v for v in report["variants"]}
+
+
+def native_bf16() -> bool:
+    """Whether this machine's CPU computes bf16 (OPTIMIZATION_CAPABILITIES has BF16): AVX512-BF16 or AMX Xeons
+    do, many other x86 CPUs do not, and there porter's bf16 variants run f32 and say so."""
+    import os
+
+    from porter_openvino.capabilities import OVERRIDE_ENV, detect
+
+    saved = os.environ.pop(OVERRIDE_ENV, None)
+    try:
+        return detect().supports("bf16")
+    finally:
+        if saved is not None:
+            os.environ[OVERRIDE_ENV] = saved
+

@@ -98,10 +98,9 @@ def test_split_lstm_directions_are_matched_to_their_half_of_the_bidirectional_ou
         from lstm_models import export_deepspeech_like, time_major_feeds
     finally:
         sys.path.pop(0)
-    from porter_ascend310.passes import PASSES
-
     from porter.precision.matching import aligned, take
     from porter.precision.probe import TensorProbe
+    from porter_ascend310.passes import PASSES
 
     reference = export_deepspeech_like()
     split = PASSES["split_bidirectional_lstm"][1](onnx.load_from_string(reference.SerializeToString()))

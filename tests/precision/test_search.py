@@ -57,6 +57,7 @@ def test_emitted_files_have_each_targets_format(fragile):
     assert ascend["graph_fix"] == ["split_and_rename"]
 
 
+@pytest.mark.slow
 def test_the_fragment_restores_the_metric_on_the_cpu_and_reaches_the_atc_command(fragile):
     code, _, err, folder = _search(fragile)
     assert code == 0, err

@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from precision_support import RECIPES
 
 
+@pytest.mark.slow
 def test_shipped_recipe_loses_accuracy_in_fp16_and_the_searched_keep_list_restores_it(fragile, tmp_path):
     folder = tmp_path / "recipes"
     folder.mkdir()

@@ -33,6 +33,7 @@ def project(porter_project):
     ("fp16", "output 'probs': dtype float32 vs float16"),
     ("shape", "output 'probs': shape (1, 3) vs (1, 6)"),
 ])
+@pytest.mark.slow
 def test_a_broken_pass_fails_its_check_naming_pass_output_and_problem(project, breaks, problem):
     recipe = project.base_recipe(plugins=["mlp_porter", "broken_pass_porter"],
                                  graph_fix=[{"name": "broken_output", "options": {"breaks": breaks}}])

@@ -13,10 +13,12 @@ from __future__ import annotations
 from typing import Callable
 
 from porter.api import Option, PassSpec
-
 from porter_ascend310.passes.alignment import pad_rnn_to_multiple
-from porter_ascend310.passes.batchnorm_folding import (fold_batchnorm_into_conv, fold_batchnorm_into_lstm,
-                                                       fold_batchnorm_into_matmul)
+from porter_ascend310.passes.batchnorm_folding import (
+                                                       fold_batchnorm_into_conv,
+                                                       fold_batchnorm_into_lstm,
+                                                       fold_batchnorm_into_matmul,
+)
 from porter_ascend310.passes.direction_sum import direction_sum_to_add
 from porter_ascend310.passes.precision import emulate_fp16
 from porter_ascend310.passes.rnn_split import split_bidirectional_lstm

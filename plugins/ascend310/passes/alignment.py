@@ -121,9 +121,10 @@ def _pad_hidden(graph: Graph, node: onnx.NodeProto, multiple: int, slices: list[
     for slot, state in states.items():
         if not state:
             continue
-        if state_values[slot] is not None:
+        value = state_values[slot]
+        if value is not None:
             node.input[slot] = graph.add_initializer(
-                np.pad(state_values[slot], [(0, 0), (0, 0), (0, padded - size)]), f"{name}_state{slot}_padded")
+                np.pad(value, [(0, 0), (0, 0), (0, padded - size)]), f"{name}_state{slot}_padded")
         elif _is_zero_fill(graph, producers.get(state), producers):
             node.input[slot] = ""  # an all-zero initial state is the default: the padded units start at zero too
         else:
@@ -200,7 +201,9 @@ def _sink_into(graph: Graph, shapes: Shapes, trimmed: TrimmedSlice, user, by_out
             f"{user.name or user.op_type}_W_wide")
         return None
     if op in ("MatMul", "Gemm") and user.input[0] == trimmed.output:
-        return _absorb_into_matmul(graph, trimmed, user, producers)
+        _absorb_into_matmul(graph, trimmed, user, producers)
+        return None  # absorbed or not, the MatMul's output has no padded features to trim
+    rank: int | None
     if op in ELEMENTWISE_UNARY and user.input[0] == trimmed.output:
         rank = trimmed.rank
     elif op == "ReverseSequence" and user.input[0] == trimmed.output:

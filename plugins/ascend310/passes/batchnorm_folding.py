@@ -21,7 +21,7 @@ import onnx
 
 from porter_ascend310.passes import rnn
 from porter_ascend310.passes.graph import Graph, attribute, input_at, set_attribute
-from porter_ascend310.passes.layout import LAYOUT_OPS, Atom, Shapes, layout_after, normalize_axis, source_layout
+from porter_ascend310.passes.layout import LAYOUT_OPS, Atom, Layout, Shapes, layout_after, normalize_axis, source_layout
 
 # Ops that only read their input's shape: they may read the BatchNorm-free twin of a tensor instead.
 SHAPE_READERS = {"Shape", "Size"}
@@ -99,7 +99,7 @@ def _fold_into_conv(graph: Graph, shapes: Shapes, bn) -> bool:
         conv.input.append("")
     conv.input[2] = graph.add_initializer((a * bias.astype(np.float64) + b).astype(weight.dtype), f"{name}_B_bn")
     for where, branch in masks:
-        value = float(graph.constant(where.input[branch], producers).reshape(-1)[0])
+        value = float(graph.required_constant(where.input[branch], where, producers).reshape(-1)[0])
         rank = len(shapes.dims[where.output[0]])
         per_channel = (a * value + b).reshape((-1,) + (1,) * (rank - 2)).astype(weight.dtype)
         where.input[branch] = graph.add_initializer(per_channel, f"{where.name or 'Where'}_bn_fill")
@@ -130,7 +130,7 @@ def batchnorm_affine(graph: Graph, bn: onnx.NodeProto, producers) -> tuple[np.nd
     if any(graph.is_used(out) for out in list(bn.output)[1:]):
         return None  # running statistics are read: a training graph
     scale, bias, mean, var = (graph.constant(name, producers) for name in bn.input[1:5])
-    if any(v is None for v in (scale, bias, mean, var)):
+    if scale is None or bias is None or mean is None or var is None:
         return None
     epsilon = float(attribute(bn, "epsilon", 1e-5))
     a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
@@ -205,7 +205,7 @@ def _layouts_down(graph, shapes, path_up: list[str], producers) -> dict | None:
 
 def _targets(graph, shapes, bn, bn_layout, channel: Atom, into: str, producers, consumers) -> list[Target]:
     found = []
-    stack = [(bn.output[0], bn_layout, [])]
+    stack: list[tuple[str, Layout, list[tuple[onnx.NodeProto, Layout]]]] = [(bn.output[0], bn_layout, [])]
     while stack:
         tensor, layout, path = stack.pop()
         for user in consumers.get(tensor, []):
@@ -234,8 +234,8 @@ def _gathered_layout(shapes: Shapes, node, layout, channel: Atom):
     axis = normalize_axis(int(attribute(node, "axis", 0)), len(layout))
     if channel in layout[axis]:
         return None
-    index_sizes = shapes.sizes(node.input[1])
-    if index_sizes is None or any(s is None for s in index_sizes):
+    index_sizes = shapes.known_sizes(node.input[1])
+    if index_sizes is None:
         return None
     new = tuple(() if size.is_one else (Atom(f"{node.output[0]}:{i}", size),) for i, size in enumerate(index_sizes))
     return layout[:axis] + new + layout[axis + 1:]
@@ -306,7 +306,7 @@ def _apply(graph: Graph, bn, target: Target, layouts: dict, affine, consumers, p
 
 def _fold_into_rnn(graph: Graph, node, affine, producers) -> None:
     a, b = affine
-    weights = graph.constant(node.input[rnn.W], producers)
+    weights = graph.required_constant(node.input[rnn.W], node, producers)
     directions, rows, _ = weights.shape
     bias = graph.constant(input_at(node, rnn.B), producers)
     if bias is None:
@@ -322,7 +322,7 @@ def _fold_into_rnn(graph: Graph, node, affine, producers) -> None:
 
 def _fold_into_matmul(graph: Graph, node, affine, producers) -> None:
     a, b = affine
-    weight = graph.constant(node.input[1], producers)
+    weight = graph.required_constant(node.input[1], node, producers)
     name = node.name or node.op_type
     node.input[1] = graph.add_initializer((weight * a[:, None]).astype(weight.dtype), f"{name}_weight_bn")
     output = node.output[0]
@@ -333,7 +333,7 @@ def _fold_into_matmul(graph: Graph, node, affine, producers) -> None:
 
 def _fold_into_gemm(graph: Graph, node, affine, producers) -> None:
     a, b = affine
-    weight = graph.constant(node.input[1], producers)
+    weight = graph.required_constant(node.input[1], node, producers)
     transposed = int(attribute(node, "transB", 0)) == 1
     matrix = (weight.T if transposed else weight).astype(np.float64)  # [C, K]
     alpha = float(attribute(node, "alpha", 1.0))

@@ -16,8 +16,15 @@ import onnx
 
 from porter_ascend310.passes import rnn
 from porter_ascend310.passes.graph import INT64_MAX, Graph, attribute
-from porter_ascend310.passes.layout import (LAYOUT_OPS, Atom, Shapes, layout_after, normalize_axis, reduce_axes,
-                                            source_layout)
+from porter_ascend310.passes.layout import (
+    LAYOUT_OPS,
+    Atom,
+    Shapes,
+    layout_after,
+    normalize_axis,
+    reduce_axes,
+    source_layout,
+)
 
 
 @dataclass

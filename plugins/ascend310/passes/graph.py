@@ -51,9 +51,10 @@ class Graph:
     def __init__(self, model: onnx.ModelProto):
         self.model = model
         self.graph = model.graph
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-        if self.opset is None:
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if opset is None:
             raise InputError("the model imports no default-domain opset", field="opset_import")
+        self.opset: int = opset
         self._names = self._all_names()
         self._counter = itertools.count()
 
@@ -110,6 +111,15 @@ class Graph:
         if node.op_type in VALUE_PRESERVING:
             return self.constant(node.input[0], producers)
         return None
+
+    def required_constant(self, name: str, reader: onnx.NodeProto, producers: dict | None = None) -> np.ndarray:
+        """``constant`` of a tensor the pass already checked is fixed: losing it since is a bug, not a skip."""
+        value = self.constant(name, producers)
+        if value is None:
+            # the pass's own bug, not the model's: the stage fails with this message rather than exit 2
+            raise ValueError(f"{reader.op_type} node {reader.name!r} reads {name!r}, which is no longer a constant "
+                             "fixed at export time")
+        return value
 
     def is_used(self, name: str, consumers: dict | None = None) -> bool:
         if not name:

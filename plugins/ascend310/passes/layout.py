@@ -130,6 +130,14 @@ class Shapes:
         dims = self.dims.get(name)
         return None if dims is None else [Size.of(d) for d in dims]
 
+    def known_sizes(self, name: str) -> list[Size] | None:
+        """The size of every axis, or None when the shape or any one of its dimensions is unknown."""
+        sizes = self.sizes(name)
+        if sizes is None:
+            return None
+        known = [s for s in sizes if s is not None]
+        return known if len(known) == len(sizes) else None
+
     def rank(self, name: str) -> int | None:
         dims = self.dims.get(name)
         return None if dims is None else len(dims)
@@ -156,8 +164,8 @@ def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def source_layout(shapes: Shapes, name: str, tag: str) -> Layout | None:
     """Give each axis of ``name`` its own atom, labelled ``tag:axis``."""
-    sizes = shapes.sizes(name)
-    if sizes is None or any(s is None for s in sizes):
+    sizes = shapes.known_sizes(name)
+    if sizes is None:
         return None
     # size-1 axes get no atom (as in regroup): they hold no arrangement worth tracking
     return tuple(() if size.is_one else (Atom(f"{tag}:{i}", size),) for i, size in enumerate(sizes))

@@ -22,7 +22,6 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from porter.api import KeepList, read_keep_dtype
-
 from porter_ascend310.passes.graph import Graph
 from porter_ascend310.passes.layout import Shapes
 
@@ -66,9 +65,9 @@ def emulate_fp16(model: onnx.ModelProto, activations: bool = True, inputs: bool 
     if inputs:
         for name, value in graph.graph_inputs().items():
             if value.type.tensor_type.elem_type == TensorProto.FLOAT:
-                rounded = graph.unique(f"{name}_{format}_rounded")
-                graph.replace_input(name, rounded)
-                _round_trip(graph, name, rounded, onnx_type, format)
+                rounded_name = graph.unique(f"{name}_{format}_rounded")
+                graph.replace_input(name, rounded_name)
+                _round_trip(graph, name, rounded_name, onnx_type, format)
     graph.clear_value_info()
     return graph.finish()
 

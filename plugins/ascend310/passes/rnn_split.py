@@ -16,7 +16,6 @@ import onnx
 from onnx import TensorProto
 
 from porter.api import Provenance, note_provenance
-
 from porter_ascend310.passes import rnn
 from porter_ascend310.passes.graph import Graph, attribute, input_at
 

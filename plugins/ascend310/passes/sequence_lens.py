@@ -87,7 +87,8 @@ def _asserted_values(graph: Graph, assertions) -> dict[str, np.ndarray]:
 
 def _static_dims(value: onnx.ValueInfoProto) -> list[int] | None:
     dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
-    return None if any(d is None or d <= 0 for d in dims) else dims
+    static = [d for d in dims if d is not None and d > 0]
+    return static if len(static) == len(dims) else None
 
 
 def _length_uses(graph: Graph, shapes: Shapes) -> list[LengthUse]:

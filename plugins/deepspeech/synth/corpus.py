@@ -21,8 +21,14 @@ from porter.api import atomic_path, atomic_write_text
 
 from . import engines
 from .prompts import Prompt, Token, random_prompt
-from .voices import (FESTIVAL_TRAIN_VOICES, FLITE_DEV_VOICES, FLITE_TRAIN_VOICES, UNSEEN_ENGINE_VOICES, Voice,
-                     espeak_partition)
+from .voices import (
+    FESTIVAL_TRAIN_VOICES,
+    FLITE_DEV_VOICES,
+    FLITE_TRAIN_VOICES,
+    UNSEEN_ENGINE_VOICES,
+    Voice,
+    espeak_partition,
+)
 
 SPLITS = ("train", "dev", "test_unseen_voices", "test_unseen_engine")
 DEFAULT_SIZES = {"train": 6000, "dev": 300, "test_unseen_voices": 130, "test_unseen_engine": 130}

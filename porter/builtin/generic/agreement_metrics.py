@@ -12,9 +12,23 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from porter.api import (InputError, InputSet, MetricSpec, Metrics, OutputSet, SampleScore, TensorAgreement,
-                        combine, compare_outputs, compare_samples, is_classifier_like, min_relative_tolerance, summary,
-                        top1_matches, worst_difference)
+from porter.api import (
+    InputError,
+    InputSet,
+    Metrics,
+    MetricSpec,
+    OutputSet,
+    SampleScore,
+    TensorAgreement,
+    combine,
+    compare_outputs,
+    compare_samples,
+    is_classifier_like,
+    min_relative_tolerance,
+    summary,
+    top1_matches,
+    worst_difference,
+)
 
 METRIC_SPECS = (
     MetricSpec("max_abs_error", "largest |output - reference| over all samples"),

@@ -8,8 +8,19 @@ from typing import Mapping
 
 import onnx
 
-from porter.api import (InputError, InputSet, OnnxModel, OutputSet, ParityCheck, Timing, feeds_for, model_io,
-                        opset_of, session, write_sample)
+from porter.api import (
+    InputError,
+    InputSet,
+    OnnxModel,
+    OutputSet,
+    ParityCheck,
+    Timing,
+    feeds_for,
+    model_io,
+    opset_of,
+    session,
+    write_sample,
+)
 
 from .agreement_metrics import worst_of
 

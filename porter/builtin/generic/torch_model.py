@@ -21,8 +21,20 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from porter.api import (InputError, InputSet, OnnxModel, OutputSet, ParityCheck, TensorSpec, Timing, feeds_for,
-                        model_io, opset_of, session, write_sample)
+from porter.api import (
+    InputError,
+    InputSet,
+    OnnxModel,
+    OutputSet,
+    ParityCheck,
+    TensorSpec,
+    Timing,
+    feeds_for,
+    model_io,
+    opset_of,
+    session,
+    write_sample,
+)
 
 from .agreement_metrics import worst_of
 

@@ -11,7 +11,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _fake_common as fake  # noqa: E402
 
-
 TYPES = {"FP32": 1, "FP16": 10, "UINT8": 2, "INT8": 3}  # --output_type names → ONNX TensorProto types
 
 
