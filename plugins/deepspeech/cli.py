@@ -22,7 +22,7 @@ def run_train(args) -> int:
 
 def add_commands(subparsers) -> None:
     from .synth.corpus import SPLITS
-    from .train import add_arguments
+    from .train_config import add_arguments
 
     train = subparsers.add_parser("train", help="train a compact DeepSpeech2 (V3 architecture) with CTC",
                                   description="Train a V3 DeepSpeech on V3 JSON manifests; resumable, seeded.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 DEVICE = "CPU"
 OVERRIDE_ENV = "PORTER_OPENVINO_CAPABILITIES"
@@ -54,9 +55,8 @@ def tool_versions() -> dict[str, str]:
             f" (from {OVERRIDE_ENV})" if caps.overridden else "")
     except Exception as exc:  # noqa: BLE001 - a broken device must not break doctor
         out["openvino device"] = f"unavailable: {exc}"
-    try:
-        import nncf
-        out["nncf"] = nncf.__version__
-    except ImportError:
+    try:  # from its metadata: importing nncf imports torch, seconds on every report for a version string
+        out["nncf"] = version("nncf")
+    except PackageNotFoundError:
         out["nncf"] = "not installed (needed for quantize: int8); pip install -e '.[openvino]'"
     return out

@@ -58,3 +58,13 @@ def test_the_api_stands_below_the_command_line():
     code = "import sys, porter.api; print(sorted(m for m in sys.modules if m.startswith('porter.cli')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_starting_porter_and_recording_tool_versions_import_neither_torch_nor_nncf():
+    """Every `porter` command loads the plugins and builds the parser, and every run records tool versions:
+    importing torch (or NNCF, which imports torch) there cost seconds on each cached re-run and each --help."""
+    code = ("import sys; from porter.plugins import load_plugins; from porter.cli.main import build_parser; "
+            "plugins = load_plugins(); build_parser(plugins); plugins.hook.porter_tool_versions(); "
+            "print(sorted(m for m in ('torch', 'nncf') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
