@@ -35,7 +35,6 @@ class StageProgress:
               file=self.stream, flush=True)
 
 
-
 def run_and_print(recipe, *, workspace: Path | None = None, force=None, bundle: Path | None = None,
                   executor: str | None = None, address: str | None = None, variants=None, budgets=(),
                   out: Path | None = None, quiet: bool = False, wide: bool = False) -> int:
@@ -43,7 +42,8 @@ def run_and_print(recipe, *, workspace: Path | None = None, force=None, bundle: 
     verdicts on stdout.
 
     ``force`` is ``None`` (use the cache), ``()`` (re-run every stage) or the stage names to re-run. Returns
-    the exit code ``porter run`` would.     """
+    the exit code ``porter run`` would.
+    """
     if out:
         # before the run, not after it: a long run must not end on a folder it cannot write
         make_dirs(out, what="the --out folder for report.json, report.md and report.html")
