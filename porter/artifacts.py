@@ -175,6 +175,9 @@ class OutputSet:
     timing: Timing
     estimate: bool = False  # True for a CPU emulation of a device's precision (labelled in reports)
     details: Mapping[str, Any] = field(default_factory=dict)
+    # sentences the report shows with the variant: where the run was not what its compiled model promised (a
+    # model compiled on another machine, run here in a precision this device lacks), in the plugin's words
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.sample_ids)

@@ -186,6 +186,7 @@ def build_report(recipe: Recipe, plugins: PluginSet, plan: Plan, results: dict[s
             vr.estimate = outputs.estimate or bool(compiled and compiled.estimate) or any(
                 getattr(plugins.registry.get("passes", p.name), "estimate", False) for p in v.passes)
             vr.details["run"] = dict(outputs.details)
+            vr.notes += outputs.notes
         metrics: Metrics | None = results[path.score].value
         if metrics is not None:
             vr.metrics = metrics_in_recipe_order(metrics.values, v.metrics)

@@ -77,6 +77,7 @@ def porter_run(target, compiled, inputs, workdir: Path):
         run = run_samples(runner, inputs, Path(workdir), batching=flags["batching"], batch_size=flags["batch_size"],
                           max_batch_frames=flags["max_batch_frames"], warmup=flags["warmup"], label=TARGET)
         extra = runner.details()
+        notes = runner.precision_notes()
     batch = flags["batch_size"] if flags["batching"] == "bucketed" else 1
     details = {**run_details(run, batching=flags["batching"], batch_size=flags["batch_size"],
                              max_batch_frames=flags["max_batch_frames"]),
@@ -84,4 +85,4 @@ def porter_run(target, compiled, inputs, workdir: Path):
     return OutputSet(path=Path(workdir), sample_ids=inputs.sample_ids,
                      output_names=tuple(s.name for s in compiled.outputs),
                      timing=Timing(run.latencies_ms, run.wall_seconds, warmup=flags["warmup"], batch_size=batch),
-                     estimate=compiled.estimate, details=details)
+                     estimate=compiled.estimate, details=details, notes=notes)

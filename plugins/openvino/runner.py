@@ -10,7 +10,7 @@ import numpy as np
 
 from porter.api import BaseRunner, CompiledModel
 from porter_openvino.capabilities import DEVICE
-from porter_openvino.compile import cache_dir_for
+from porter_openvino.compile import cache_dir_for, precision_of
 
 
 class OpenVinoRunner(BaseRunner):
@@ -29,6 +29,7 @@ class OpenVinoRunner(BaseRunner):
         self.outputs: list = []
         self.by_shape: dict[tuple, Any] = {}
         self.loaded_from_cache: bool | None = None
+        self.ran_precision: str | None = None  # what OpenVINO computes in here, read back from each compile
         self.shape_compiles = 0
         self.shape_compile_seconds = 0.0
 
@@ -40,7 +41,13 @@ class OpenVinoRunner(BaseRunner):
             model = self.core.read_model(str(self.compiled.path))
             compiled = self.core.compile_model(model, DEVICE, {**self.properties, "CACHE_DIR": str(self.cache)})
             self.loaded_from_cache = bool(compiled.get_property("LOADED_FROM_CACHE"))
+            self._read_precision(compiled)
             self._use(compiled)
+
+    def _read_precision(self, compiled) -> None:
+        # OpenVINO quietly runs f32 where the CPU lacks the precision the properties ask for; the compile stage
+        # may have run on another machine (a Dask worker, a copied workspace), so read it again here
+        self.ran_precision = precision_of(compiled.get_property("INFERENCE_PRECISION_HINT"))
 
     def _use(self, compiled) -> None:
         self.request = compiled.create_infer_request()
@@ -54,6 +61,7 @@ class OpenVinoRunner(BaseRunner):
             model.reshape({name: list(shape) for name, shape in key})
             # no CACHE_DIR: a blob per batch shape would grow the compile artifact at every run
             compiled = self.core.compile_model(model, DEVICE, self.properties)
+            self._read_precision(compiled)
             self.by_shape[key] = (compiled.create_infer_request(), list(compiled.outputs))
             self.shape_compiles += 1
             self.shape_compile_seconds += time.perf_counter() - t0
@@ -75,8 +83,19 @@ class OpenVinoRunner(BaseRunner):
     def _deactivate_impl(self) -> None:
         self.request, self.outputs, self.by_shape, self.core = None, [], {}, None
 
+    def precision_notes(self) -> tuple[str, ...]:
+        """A sentence when this machine ran another precision than the compile stage's machine did."""
+        compiled_as = self.compiled.details.get("read_back", {}).get("INFERENCE_PRECISION_HINT")
+        if not compiled_as or not self.ran_precision or self.ran_precision == compiled_as:
+            return ()
+        return (f"compiled where OpenVINO computed in {compiled_as}, but this machine's CPU ran it in "
+                f"{self.ran_precision} (its OPTIMIZATION_CAPABILITIES lack {compiled_as.upper()}): the figures are "
+                f"{self.ran_precision}'s",)
+
     def details(self) -> dict:
         out: dict[str, Any] = {"loaded_from_cache": self.loaded_from_cache}
+        if self.precision_notes():
+            out["ran_precision"] = self.ran_precision
         if self.static_shapes:
             out.update(shape_compiles=self.shape_compiles, shape_compile_seconds=round(self.shape_compile_seconds, 3))
         return out

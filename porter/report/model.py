@@ -96,8 +96,9 @@ class VariantReport:
     samples: list[SampleScore] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)  # stage:label → content digest
     details: dict[str, Any] = field(default_factory=dict)  # what the stages reported: "run", "compile"
-    # sentences a reader of this variant's figures should know, in the plugins' words: the data's (InputSet.notes)
-    # and the compiler's (CompiledModel.notes: a precision the device lacks, run in another)
+    # sentences a reader of this variant's figures should know, in the plugins' words: the data's (InputSet.notes),
+    # the compiler's (CompiledModel.notes: a precision the device lacks, run in another) and the run's
+    # (OutputSet.notes: a model compiled elsewhere, run here in another precision)
     notes: list[str] = field(default_factory=list)
 
     @property
