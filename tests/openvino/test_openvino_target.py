@@ -148,19 +148,23 @@ def test_plugins_and_doctor_show_openvino_version_device_and_capabilities(capsys
         assert f"openvino OPTIMIZATION_CAPABILITIES: {', '.join(sorted(capabilities))}" in out
 
 
-def test_a_model_compiled_where_bf16_ran_says_what_this_cpu_ran(tmp_path):
+def test_a_model_compiled_where_bf16_ran_says_what_this_cpu_ran(tmp_path, monkeypatch):
     """A workspace shared between machines (a Dask worker elsewhere, a copied folder) can hand this CPU a model
-    compiled where OpenVINO computed in bf16; OpenVINO then runs f32 here without a word, so the run says so."""
+    compiled where OpenVINO computed in bf16 (or f16); OpenVINO then runs f32 here without a word, so the run
+    says so."""
     import dataclasses
     import sys
     from pathlib import Path
 
     from porter.api import TargetConfig
     from porter_openvino import plugin
+    from porter_openvino.capabilities import OVERRIDE_ENV, detect
     from porter_openvino.flags import FLAGS
 
-    if native_bf16():
-        pytest.skip("this CPU computes bf16: the mismatch needs one that does not")
+    monkeypatch.delenv(OVERRIDE_ENV, raising=False)
+    lacking = next((p for p in ("bf16", "f16") if not detect().supports(p)), None)
+    if lacking is None:
+        pytest.skip("this CPU computes both bf16 and f16: the mismatch needs one that lacks either")
     sys.path.insert(0, str(Path(__file__).parent.parent / "ascend310"))
     from fakes import toolbox as tb
 
@@ -173,11 +177,12 @@ def test_a_model_compiled_where_bf16_ran_says_what_this_cpu_ran(tmp_path):
     here = plugin.porter_run(target=target, compiled=compiled, inputs=inputs, workdir=tmp_path / "run_here")
     assert here.notes == ()  # compiled and run on this CPU: nothing to say
 
-    # the same artifact as a bf16 machine's compile stage records it
+    # the same artifact as the compile stage of a machine that computes in ``lacking`` records it
     elsewhere = dataclasses.replace(compiled, details={
-        **compiled.details, "read_back": {**compiled.details["read_back"], "INFERENCE_PRECISION_HINT": "bf16"},
-        "properties": {**compiled.details["properties"], "INFERENCE_PRECISION_HINT": "bf16"}})
+        **compiled.details, "read_back": {**compiled.details["read_back"], "INFERENCE_PRECISION_HINT": lacking},
+        "properties": {**compiled.details["properties"], "INFERENCE_PRECISION_HINT": lacking}})
     run = plugin.porter_run(target=target, compiled=elsewhere, inputs=inputs, workdir=tmp_path / "run_elsewhere")
     assert len(run.notes) == 1
-    assert "compiled where OpenVINO computed in bf16" in run.notes[0] and "ran it in f32" in run.notes[0]
-    assert run.details["ran_precision"] == "f32" and "ran_precision" not in here.details
+    ran = run.details["ran_precision"]
+    assert ran != lacking and "ran_precision" not in here.details
+    assert f"compiled where OpenVINO computed in {lacking}" in run.notes[0] and f"ran it in {ran}" in run.notes[0]
