@@ -45,9 +45,7 @@ def _variants(report: RunReport) -> list[str]:
     for v in report.variants:
         if v.status != "ok":
             out += [f"- **{cell(v.name)}: {cell(v.status)}**: {cell(v.message)}"]
-    notes = [f"- {cell(v.name)}: {cell(v.details['random_inputs'])}" for v in report.variants
-             if v.details.get("random_inputs")]
-    notes += [f"- {cell(v.name)}: {cell(note)}" for v in report.variants for note in v.notes]
+    notes = [f"- {cell(v.name)}: {cell(note)}" for v in report.variants for note in v.notes]
     if notes or any(v.status != "ok" for v in report.variants):
         out += notes + [""]
     return out

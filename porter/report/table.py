@@ -251,8 +251,7 @@ def render_table(report: RunReport, *, width: int | None = None, wide: bool = Fa
         if "flags" not in shown_keys and any(cell != "-" for cell in flags.cells):
             # no room for a flags column: the variants that have distinct flags, one line each
             out.append("")
-            out += [textwrap.fill(f"{v.name}: " + cell.replace(",", ", "), width=width, subsequent_indent="    ",
-                                  break_long_words=False)
+            out += [_variant_line(v.name, cell.replace(",", ", "), width)
                     for v, cell in zip(report.variants, flags.cells) if cell != "-"]
         notes = []
         if any(v.pareto for v in report.variants):
@@ -263,19 +262,20 @@ def render_table(report: RunReport, *, width: int | None = None, wide: bool = Fa
             notes.append(f"not shown: {', '.join(hidden)} (--wide, or report.md)")
         if notes:
             out.append(textwrap.fill("; ".join(notes), width=width))
+    line_width = None if wide else width
     for v in report.variants:
         if v.status != "ok":
-            line = f"{v.name}: {v.status}: {v.message}"
-            if not wide:
-                line = textwrap.fill(line, width=width, subsequent_indent="    ", break_long_words=False)
+            line = _variant_line(v.name, f"{v.status}: {v.message}", line_width)
             out.append(_colour_status(line, v.status) if color else line)
-    for v in report.variants:
-        said = ([v.details["random_inputs"]] if v.details.get("random_inputs") else []) + v.notes
-        for note in said:
-            line = f"{v.name}: {note}"
-            out.append(line if wide else textwrap.fill(line, width=width, subsequent_indent="    ",
-                                                       break_long_words=False))
+    out += [_variant_line(v.name, note, line_width) for v in report.variants for note in v.notes]
     return "\n".join(out)
+
+
+def _variant_line(name: str, text: str, width: int | None) -> str:
+    """``name: text`` below the table, wrapped to ``width`` with its continuation indented (None: one line)."""
+    line = f"{name}: {text}"
+    return line if width is None else textwrap.fill(line, width=width, subsequent_indent="    ",
+                                                    break_long_words=False)
 
 
 __all__ = [

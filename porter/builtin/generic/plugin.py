@@ -18,6 +18,8 @@ from porter.api import DatasetSpec, InputError, ModelSpec, Option, hookimpl
 from . import agreement_metrics
 
 PLUGIN_VERSION = "1"
+# 2: random inputs say so as an InputSet note, which cached preprocess artifacts of version 1 lack
+TENSORS_VERSION = "2"
 ONNX = "onnx"
 TORCH_EXPORT = "torch_export"
 TORCHSCRIPT = "torchscript"
@@ -80,7 +82,7 @@ def porter_register_datasets():
                                  help="how many random samples to draw when there are no inputs"),
         "seed": Option("int", 0, min=0, max=2**32 - 1, help="seed of the random inputs"),
         "dims": Option("dict", {}, help="dynamic dim name -> size, for random inputs"),
-    }, version=PLUGIN_VERSION)]
+    }, version=TENSORS_VERSION)]
 
 
 @hookimpl

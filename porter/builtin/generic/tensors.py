@@ -8,7 +8,7 @@ Two layouts, for inputs and references alike:
 * one ``.npz`` holding a batch: every array has the same leading size N, and sample i is row i.
 
 Without inputs, samples are drawn at random from the model's own input specs: fine for speed figures, not for
-accuracy, and the InputSet says so (``details["random_inputs"]``) for the report to show.
+accuracy, and the InputSet says so: a note the report shows with every variant, and ``details["random_inputs"]``.
 """
 from __future__ import annotations
 
@@ -173,7 +173,8 @@ def build_input_set(options: Mapping, specs: Sequence[TensorSpec] | None, *, mod
     if options.get("references") is not None:
         _write_references(Path(options["references"]), ids, workdir)
         details["reference_outputs"] = REFERENCE_DIR
-    return InputSet(workdir, tuple(ids), names, references=(), details=details)
+    notes = (RANDOM_NOTE,) if details.get("random_inputs") else ()
+    return InputSet(workdir, tuple(ids), names, references=(), details=details, notes=notes)
 
 
 def specs_names(specs, arrays) -> list[str]:
