@@ -83,10 +83,14 @@ class OpenVinoRunner(BaseRunner):
     def _deactivate_impl(self) -> None:
         self.request, self.outputs, self.by_shape, self.core = None, [], {}, None
 
-    def precision_notes(self) -> tuple[str, ...]:
-        """A sentence when this machine ran another precision than the compile stage's machine did."""
+    def _compiled_elsewhere_as(self) -> str | None:
+        """The precision the compile stage's machine computed in, where this machine ran another; else None."""
         compiled_as = self.compiled.details.get("read_back", {}).get("INFERENCE_PRECISION_HINT")
-        if not compiled_as or not self.ran_precision or self.ran_precision == compiled_as:
+        return compiled_as if compiled_as and self.ran_precision not in (None, compiled_as) else None
+
+    def precision_notes(self) -> tuple[str, ...]:
+        compiled_as = self._compiled_elsewhere_as()
+        if compiled_as is None:
             return ()
         return (f"compiled where OpenVINO computed in {compiled_as}, but this machine's CPU ran it in "
                 f"{self.ran_precision} (its OPTIMIZATION_CAPABILITIES lack {compiled_as.upper()}): the figures are "
@@ -94,7 +98,7 @@ class OpenVinoRunner(BaseRunner):
 
     def details(self) -> dict:
         out: dict[str, Any] = {"loaded_from_cache": self.loaded_from_cache}
-        if self.precision_notes():
+        if self._compiled_elsewhere_as() is not None:
             out["ran_precision"] = self.ran_precision
         if self.static_shapes:
             out.update(shape_compiles=self.shape_compiles, shape_compile_seconds=round(self.shape_compile_seconds, 3))
